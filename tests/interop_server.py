@@ -1,0 +1,335 @@
+"""Machinery for end-to-end tests: run sockudo-py as a real process, run Node client scripts.
+
+* :class:`ServerFactory` starts ``python -m sockudo_py --config <tmp config.json> --port P`` on
+  free loopback ports, waits for ``GET /up`` to answer 200 (bounded), and stops every server it
+  started (by PID) on :meth:`ServerFactory.close`.
+* :func:`run_node` runs a script of ``tests/node`` with one JSON argument, bounded by a
+  timeout, and returns the JSON object it printed.
+
+Fixtures using these live in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+HOST = "127.0.0.1"
+
+DEFAULT_APP: dict[str, Any] = {
+    "id": "app-id",
+    "key": "app-key",
+    "secret": "app-secret",
+    "enabled": True,
+    "enable_client_messages": True,
+    "enable_user_authentication": True,
+    "enable_subscription_count": True,
+}
+
+# Environment variables the server reads (Sockudo's names); they would override the test's
+# config, so they are removed from the child's environment unless passed explicitly.
+_SERVER_ENV_NAMES = {
+    "HOST",
+    "PORT",
+    "DEBUG",
+    "ACTIVITY_TIMEOUT",
+    "ADAPTER_DRIVER",
+    "APP_MANAGER_DRIVER",
+    "CACHE_DRIVER",
+    "QUEUE_DRIVER",
+    "RATE_LIMITER_DRIVER",
+    "REDIS_URL",
+    "METRICS_ENABLED",
+    "METRICS_PORT",
+}
+_SERVER_ENV_PREFIXES = ("SOCKUDO_", "DATABASE_", "NATS_")
+
+
+class InteropError(RuntimeError):
+    """The harness itself could not do its job (server did not start, script gave no JSON...)."""
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated recursively with ``extra`` (dicts merge, anything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass
+class RunningServer:
+    """A sockudo-py process started by :class:`ServerFactory`."""
+
+    port: int
+    metrics_port: int
+    apps: list[dict[str, Any]]
+    config: dict[str, Any]
+    config_path: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+    host: str = HOST
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}"
+
+    @property
+    def app(self) -> dict[str, Any]:
+        """The first app."""
+        return self.apps[0]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        """Everything the server wrote to stdout and stderr so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def node_params(self, app: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+        """Parameters for ``tests/node/run.mjs`` pointing at this server and app."""
+        app = app or self.app
+        return {
+            "host": self.host,
+            "port": self.port,
+            "appId": app["id"],
+            "key": app["key"],
+            "secret": app["secret"],
+            **extra,
+        }
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process (by PID); SIGKILL it if it is still there after ``timeout``."""
+        proc = self.process
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+class ServerFactory:
+    """Start sockudo-py servers in ``directory``; :meth:`close` stops all of them."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.servers: list[RunningServer] = []
+
+    def __call__(
+        self,
+        extra_config: dict[str, Any] | None = None,
+        *,
+        apps: list[dict[str, Any]] | None = None,
+        app_overrides: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 15.0,
+    ) -> RunningServer:
+        """Start one server and wait until ``GET /up`` answers 200.
+
+        ``apps`` replaces the default app list; ``app_overrides`` is merged into each app;
+        ``extra_config`` is deep-merged into the generated config.json; ``env`` is added to
+        the child's environment (after Sockudo's own variables were removed from it).
+        """
+        port, metrics_port = free_port(), free_port()
+        while metrics_port == port:
+            metrics_port = free_port()
+        app_list = [dict(a) for a in (apps if apps is not None else [DEFAULT_APP])]
+        if app_overrides:
+            app_list = [{**a, **app_overrides} for a in app_list]
+        config: dict[str, Any] = {
+            "host": HOST,
+            "port": port,
+            "metrics": {"enabled": True, "host": HOST, "port": metrics_port},
+            "app_manager": {"driver": "memory", "array": {"apps": app_list}},
+        }
+        if extra_config:
+            config = deep_merge(config, extra_config)
+        n = len(self.servers)
+        config_path = self.directory / f"sockudo-config-{n}.json"
+        config_path.write_text(json.dumps(config, indent=2))
+        log_path = self.directory / f"sockudo-{n}.log"
+
+        child_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in _SERVER_ENV_NAMES and not k.startswith(_SERVER_ENV_PREFIXES)
+        }
+        child_env.update(env or {})
+        cmd = [sys.executable, "-m", "sockudo_py", "--config", str(config_path), "--port", str(port)]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env,
+                cwd=self.directory,
+            )
+        server = RunningServer(
+            port=port,
+            metrics_port=int(config.get("metrics", {}).get("port", metrics_port)),
+            apps=config["app_manager"]["array"]["apps"],
+            config=config,
+            config_path=config_path,
+            log_path=log_path,
+            process=proc,
+        )
+        self.servers.append(server)
+        self._wait_up(server, startup_timeout)
+        return server
+
+    @staticmethod
+    def _wait_up(server: RunningServer, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            code = server.process.poll()
+            if code is not None:
+                raise InteropError(
+                    f"sockudo-py exited with code {code} during start-up "
+                    f"(config {server.config_path}); output:\n{server.output()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{server.http_url}/up", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+                    last_error = f"GET /up answered {resp.status}"
+            except urllib.error.HTTPError as e:
+                last_error = f"GET /up answered {e.code}"
+            except OSError as e:
+                last_error = f"GET /up: {e}"
+            time.sleep(0.1)
+        server.stop()
+        raise InteropError(
+            f"sockudo-py not up on {server.http_url} after {timeout} s ({last_error}); "
+            f"output:\n{server.output()}"
+        )
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> ServerFactory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- Node scripts
+
+
+def require_node() -> str:
+    """Path of ``node``; raise with a clear message if it or tests/node/node_modules is missing."""
+    node = shutil.which("node")
+    if node is None:
+        raise InteropError("`node` is not on PATH: the interop tests need Node.js (20+)")
+    if not (NODE_DIR / "node_modules").is_dir():
+        raise InteropError(
+            f"{NODE_DIR / 'node_modules'} is missing: run `npm ci` in {NODE_DIR} "
+            "(installs pusher-js, laravel-echo and the pusher Node SDK from package-lock.json)"
+        )
+    return node
+
+
+def run_node(script: str, params: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    """Run ``node tests/node/<script> '<json params>'`` and return the JSON object it printed.
+
+    The result gets ``returncode`` and ``stderr`` added. Raises :class:`InteropError` when the
+    script times out or prints no JSON object on its last stdout line.
+    """
+    node = require_node()
+    try:
+        proc = subprocess.run(
+            [node, script, json.dumps(params)],
+            cwd=NODE_DIR,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:  # subprocess.run kills the child on timeout
+        raise InteropError(
+            f"node {script} did not finish within {timeout} s; stdout:\n{_text(e.stdout)}\n"
+            f"stderr:\n{_text(e.stderr)}"
+        ) from e
+    stdout, stderr = _text(proc.stdout), _text(proc.stderr)
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    try:
+        result = json.loads(lines[-1])
+        if not isinstance(result, dict):
+            raise ValueError("not an object")
+    except (IndexError, ValueError) as e:
+        raise InteropError(
+            f"node {script} exited {proc.returncode} without a JSON result ({e}); "
+            f"stdout:\n{stdout}\nstderr:\n{stderr}"
+        ) from e
+    result["returncode"] = proc.returncode
+    result["stderr"] = stderr
+    return result
+
+
+def describe_failure(result: dict[str, Any], server: RunningServer | None = None) -> str:
+    """A readable report of a failed scenario: failed checks, error, frames, server output."""
+    parts = [f"scenario {result.get('scenario')!r} failed: {result.get('error')}"]
+    failed = [c for c in result.get("checks", []) if not c.get("ok")]
+    for c in failed:
+        parts.append(f"  FAILED {c.get('name')}: {c.get('detail')}")
+    passed = [c.get("name") for c in result.get("checks", []) if c.get("ok")]
+    if passed:
+        parts.append(f"  passed before that: {passed}")
+    for note in result.get("notes", []):
+        parts.append(f"  note: {note}")
+    for label, info in (result.get("frames") or {}).items():
+        parts.append(f"  frames of {label}:")
+        parts.extend(f"    {json.dumps(f)}" for f in info.get("frames", []))
+        if info.get("errors"):
+            parts.append(f"    connection errors: {json.dumps(info['errors'])}")
+    if result.get("stderr"):
+        parts.append(f"  node stderr:\n{result['stderr'][-4000:]}")
+    if server is not None:
+        parts.append(f"  server output (tail):\n{server.output()[-4000:]}")
+    return "\n".join(parts)
+
+
+def _text(b: bytes | str | None) -> str:
+    if b is None:
+        return ""
+    return b if isinstance(b, str) else b.decode("utf-8", "replace")

@@ -1,0 +1,37 @@
+"""End-to-end interop: the real Pusher clients (pusher-js, Laravel Echo, the pusher Node SDK)
+against sockudo-py running as a real process. The scenarios live in tests/node (run.mjs); each
+prints a JSON result with its checks and, on failure, every frame each client saw."""
+
+from __future__ import annotations
+
+import pytest
+
+from interop_server import RunningServer, describe_failure, run_node
+
+SCENARIOS = [
+    "public",  # subscribe + trigger, triggerBatch, socket_id exclusion
+    "private",  # signed subscribe + trigger; bad signature -> pusher:subscription_error 401
+    "encrypted",  # private-encrypted-: SDK encrypts, pusher-js decrypts
+    "presence",  # members, member_added/removed, two tabs of one user, GET users
+    "client-events",  # private + presence (metadata.user_id), never echoed to the sender
+    "client-events-refused",  # public and private-encrypted -> pusher:error 4301
+    "user",  # signin, sendToUser, terminateUserConnections
+    "cache",  # cached last event replayed on subscribe; pusher:cache_miss
+    "subscription-count",  # pusher_internal:subscription_count -> channel.subscriptionCount
+    "channel-queries",  # GET /channels (prefix, user_count), GET /channels/{ch}, trigger info
+    "echo",  # Laravel Echo: listen, private, join here/joining/leaving, whisper, error()
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_interop(sockudo_server_module: RunningServer, scenario: str) -> None:
+    server = sockudo_server_module
+    result = run_node("run.mjs", server.node_params(scenario=scenario))
+    assert result.get("ok") and result["returncode"] == 0, describe_failure(result, server)
+
+
+def test_every_scenario_is_listed() -> None:
+    result = run_node("run.mjs", {"scenario": "__none__", "port": 1})
+    assert result["ok"] is False
+    known = set(result["error"].split("known: ", 1)[1].split(", "))
+    assert known == set(SCENARIOS)
