@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from interop_server import RunningServer, ServerFactory
 
 

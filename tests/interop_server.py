@@ -192,7 +192,15 @@ class ServerFactory:
             if k not in _SERVER_ENV_NAMES and not k.startswith(_SERVER_ENV_PREFIXES)
         }
         child_env.update(env or {})
-        cmd = [sys.executable, "-m", "sockudo_py", "--config", str(config_path), "--port", str(port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sockudo_py",
+            "--config",
+            str(config_path),
+            "--port",
+            str(port),
+        ]
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 cmd,

@@ -5,7 +5,6 @@ prints a JSON result with its checks and, on failure, every frame each client sa
 from __future__ import annotations
 
 import pytest
-
 from interop_server import RunningServer, describe_failure, run_node
 
 SCENARIOS = [
