@@ -4,6 +4,8 @@ prints a JSON result with its checks and, on failure, every frame each client sa
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 from interop_server import RunningServer, describe_failure, run_node
 
@@ -34,3 +36,12 @@ def test_every_scenario_is_listed() -> None:
     assert result["ok"] is False
     known = set(result["error"].split("known: ", 1)[1].split(", "))
     assert known == set(SCENARIOS)
+
+
+def test_server_process_up_and_metrics(sockudo_server_module: RunningServer) -> None:
+    """The fixture's server answers /up on its port and /metrics on its metrics port."""
+    server = sockudo_server_module
+    with urllib.request.urlopen(f"{server.http_url}/up", timeout=5) as resp:
+        assert resp.status == 200
+    with urllib.request.urlopen(f"{server.metrics_url}/metrics", timeout=5) as resp:
+        assert resp.status == 200
