@@ -12,12 +12,15 @@ AUTH_TIMESTAMP_WINDOW = 600
 
 
 def hmac_hex(secret: str, message: str | bytes) -> str:
-    raw = message.encode() if isinstance(message, str) else message
-    return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    # surrogatepass: a lone surrogate from a peer must fail to match, not raise
+    raw = message.encode("utf-8", "surrogatepass") if isinstance(message, str) else message
+    return hmac.new(secret.encode("utf-8", "surrogatepass"), raw, hashlib.sha256).hexdigest()
 
 
 def constant_time_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    return hmac.compare_digest(
+        a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
+    )
 
 
 def channel_string_to_sign(socket_id: str, channel: str, channel_data: str | None = None) -> str:
@@ -90,7 +93,7 @@ def verify_api_request(
         ts = int(timestamp)
     except ValueError:
         raise fail("auth_timestamp must be an integer") from None
-    if abs(now - ts) > window:
+    if not now - window <= ts <= now + window:  # no float(ts): a huge int would overflow
         raise fail(f"auth_timestamp is more than {window} s away from the server's time")
     body_md5 = params.get("body_md5")
     if body:
