@@ -1,55 +1,223 @@
-"""Configuration: pydantic models of Sockudo's ``config.json`` sections.
+"""Configuration: pydantic models of Sockudo's ``config.json`` sections, and their loading.
 
-Field names follow Sockudo's config.json; per-app fields also accept soketi's camelCase
-(and PascalCase) spellings. Loading, ``${VAR:-default}`` substitution and env overrides are
-in ``load_config``.
+Field names follow Sockudo's config.json (snake_case); per-app fields also accept soketi's
+camelCase (and PascalCase) spellings. This module is the bottom layer of ``sockudo_py``: it
+imports nothing else from the package.
+
+Sources, later wins (``load_config``):
+
+1. built-in defaults (``Config()``, the same as the repository's ``config.json``);
+2. a JSON (or ``.toml``) file, after ``${VAR}`` / ``${VAR:-default}`` substitution in its raw
+   text (an unresolved ``${VAR}`` without a default is an error naming ``VAR``);
+3. environment variables with Sockudo's names (``ENV_OVERRIDES``, then the
+   ``SOCKUDO_DEFAULT_APP_*`` bootstrap in ``apply_default_app_env``).
+
+Redis URL: ``REDIS_URL`` is stored in ``database.redis.url`` (and, like Sockudo, in
+``cache.redis.url_override``, ``queue.redis.url_override``, ``rate_limiter.redis.url_override``
+and ``adapter.redis.redis_pub_options/redis_sub_options["url"]``). Drivers should call
+``Config.redis_url(section_override)``: the section's ``url_override`` if set, else
+``database.redis.url``, else a URL built from ``database.redis`` host/port/db/credentials.
+
+Errors stop start-up with a ``ConfigError`` listing every problem as ``key.path: reason``
+and the source (file, env variable or defaults). Unknown keys are warned about by dotted path
+on the ``sockudo_py.config`` logger; Sockudo keys that sockudo-py does not implement (V2
+features such as ``delta_compression``, ``history``, ``push``...) get a debug note only.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import ipaddress
+import json
+import logging
+import os
+import re
+import tomllib
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
+from urllib.parse import quote
 
-from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel, to_pascal
 
+logger = logging.getLogger("sockudo_py.config")
 
-def _app_aliases(name: str) -> AliasChoices:
-    return AliasChoices(name, to_camel(name), to_pascal(name))
+Port = Annotated[int, Field(ge=0, le=65535)]
+"""A TCP port; 0 lets the OS pick a free one (handy in tests)."""
+NonNegInt = Annotated[int, Field(ge=0)]
+PosInt = Annotated[int, Field(ge=1)]
+
+DEFAULT_APP_SECRET = "app-secret"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used. ``problems`` holds one ``"path: reason"`` per issue;
+    the message lists them all, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
 
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are ignored here (and warned about by
-    ``load_config``), values are validated strictly enough to name the bad key path."""
+    ``load_config``), values are validated strictly enough to name the bad key path.
+
+    ``sockudo_only_keys`` lists keys Sockudo knows in this section that sockudo-py does not
+    implement; they are accepted with a debug note instead of an unknown-key warning.
+    """
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
+    sockudo_only_keys: ClassVar[frozenset[str]] = frozenset()
+
+
+def _driver(value: Any, allowed: tuple[str, ...], aliases: Mapping[str, str]) -> Any:
+    """Normalise a driver name (case, ``_`` vs ``-``, soketi aliases) and check it is known."""
+    if not isinstance(value, str):
+        return value  # the str type check reports it
+    name = value.strip().lower().replace("_", "-")
+    name = aliases.get(name, name)
+    if name not in allowed:
+        raise ValueError(f"unknown driver {value!r}; allowed: {', '.join(allowed)}")
+    return name
+
+
+# --- per-app ---------------------------------------------------------------------------------
 
 
 class WebhookFilter(Section):
-    channel_name_starts_with: str | None = None
-    channel_name_ends_with: str | None = None
+    """Which channels a webhook fires for. soketi's ``channel_name_starts_with`` /
+    ``channel_name_ends_with`` and Sockudo's ``channel_prefix`` / ``channel_suffix`` are the
+    same fields; ``channel_pattern`` is a regular expression (Sockudo)."""
+
+    channel_name_starts_with: str | None = Field(
+        None, validation_alias=AliasChoices("channel_name_starts_with", "channel_prefix")
+    )
+    channel_name_ends_with: str | None = Field(
+        None, validation_alias=AliasChoices("channel_name_ends_with", "channel_suffix")
+    )
+    channel_pattern: str | None = None
+    sockudo_only_keys = frozenset({"channel_namespace", "channel_namespaces"})
+
+    @field_validator("channel_pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from exc
+        return value
+
+
+class WebhookLambda(Section):
+    """AWS Lambda target: Sockudo ``{function_name, region}``, soketi ``{async, region,
+    client_options}``."""
+
+    function_name: str | None = None
+    region: str = "us-east-1"
+    async_: bool = Field(True, validation_alias=AliasChoices("async", "async_"))
+    client_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookRetry(Section):
+    """Retry policy of webhook delivery (global ``webhooks.retry`` or per webhook)."""
+
+    enabled: bool = True
+    max_attempts: PosInt | None = None
+    max_elapsed_time_ms: NonNegInt = 300_000
+    initial_backoff_ms: NonNegInt = 1000
+    max_backoff_ms: NonNegInt = 60_000
 
 
 class Webhook(Section):
-    """One webhook endpoint of an app."""
+    """One webhook endpoint of an app: an HTTP ``url`` or a Lambda (``lambda_function`` or
+    ``lambda``), the ``event_types`` it receives, an optional channel ``filter`` and extra
+    ``headers``. ``retry`` / ``request_timeout_ms`` override the global ``webhooks`` ones."""
 
     url: str | None = None
     lambda_function: str | None = None
+    lambda_: WebhookLambda | None = Field(None, validation_alias=AliasChoices("lambda", "lambda_"))
     event_types: list[str] = Field(default_factory=list)
     filter: WebhookFilter | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    retry: WebhookRetry | None = None
+    request_timeout_ms: PosInt | None = None
+
+
+class AppMessageRateLimit(Section):
+    """Sockudo's per-socket limiter on all inbound frames (off unless enabled)."""
+
+    enabled: bool = False
+    max_attempts: NonNegInt = 60
+    decay_seconds: PosInt = 60
+    terminate_on_limit: bool = False
+
+
+def _app_aliases(name: str) -> AliasChoices:
+    return AliasChoices(name, to_camel(name), to_pascal(name), *_SOKETI_APP_ALIASES.get(name, ()))
+
+
+# soketi's spellings that are not simply camelCase/PascalCase of our field names
+# (soketi src/app.ts, its MySQL/Postgres columns and DynamoDB attributes).
+_SOKETI_APP_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("AppId", "app_id"),
+    "key": ("AppKey", "app_key"),
+    "secret": ("AppSecret", "app_secret"),
+    "max_backend_events_per_second": ("max_backend_events_per_sec",),
+    "max_client_events_per_second": ("max_client_events_per_sec",),
+    "max_read_requests_per_second": ("max_read_req_per_sec",),
+}
+
+# Sockudo's nested ``policy`` object: where each flat field lives in it.
+_POLICY_GROUPS = ("limits", "features", "channels")
 
 
 class App(BaseModel):
     """One tenant: credentials, feature switches and limits.
 
-    ``0`` for ``max_connections`` and ``max_client_events_per_second`` means unlimited. An app
-    without ``enabled`` is enabled.
+    ``0`` for ``max_connections`` and ``max_client_events_per_second`` means unlimited (soketi's
+    ``-1`` and ``null`` are read as 0); ``-1`` for ``max_backend_events_per_second`` /
+    ``max_read_requests_per_second`` is read as ``None`` (not limited). An app without
+    ``enabled`` is enabled. Every field accepts snake_case, camelCase and PascalCase keys plus
+    soketi's database spellings (``AppId``, ``max_client_events_per_sec``...). Sockudo's nested
+    ``policy`` object ({limits, features, channels, webhooks}) is flattened; as in Sockudo, when
+    present it replaces the flat limit fields. ``webhooks`` may be a JSON string (soketi's SQL
+    column).
     """
 
     model_config = ConfigDict(
         extra="ignore",
         alias_generator=AliasGenerator(validation_alias=_app_aliases),
         populate_by_name=True,
+    )
+    sockudo_only_keys: ClassVar[frozenset[str]] = frozenset(
+        {
+            "channel_namespaces",
+            "channel_delta_compression",
+            "annotations_enabled",
+            "idempotency",
+            "connection_recovery",
+            "history",
+            "presence_history",
+            "created_at",
+            "updated_at",
+        }
     )
 
     id: str
@@ -64,6 +232,7 @@ class App(BaseModel):
     max_client_events_per_second: int = 0
     decay_seconds: int = 1
     terminate_on_limit: bool = False
+    message_rate_limit: AppMessageRateLimit | None = None
     max_backend_events_per_second: int | None = None
     max_read_requests_per_second: int | None = None
     max_presence_members_per_channel: int = 100
@@ -75,6 +244,20 @@ class App(BaseModel):
     max_event_batch_size: int = 10
     allowed_origins: list[str] = Field(default_factory=list)
     webhooks: list[Webhook] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_policy(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("policy"), dict):
+            return data
+        flat = {k: v for k, v in data.items() if k != "policy"}
+        policy = data["policy"]
+        for group in _POLICY_GROUPS:
+            if isinstance(policy.get(group), dict):
+                flat.update(policy[group])
+        if "webhooks" in policy:
+            flat["webhooks"] = policy["webhooks"]
+        return flat
 
     @field_validator("id", "key", "secret", mode="before")
     @classmethod
@@ -90,97 +273,1405 @@ class App(BaseModel):
             return 0
         return value
 
+    @field_validator("max_backend_events_per_second", "max_read_requests_per_second", mode="before")
+    @classmethod
+    def _not_limited(cls, value: Any) -> Any:
+        return None if value == -1 or value == "-1" else value
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _webhooks_json(cls, value: Any) -> Any:
+        if isinstance(value, str):  # soketi stores webhooks as a JSON column
+            try:
+                return json.loads(value) if value.strip() else []
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"webhooks is a string but not valid JSON: {exc}") from exc
+        return [] if value is None else value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):  # a comma list, as in env and some databases
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return [] if value is None else value
+
 
 def default_app() -> App:
     """The embedded default tenant."""
-    return App(id="app-id", key="app-key", secret="app-secret", enable_client_messages=True)
+    return App(id="app-id", key="app-key", secret=DEFAULT_APP_SECRET, enable_client_messages=True)
+
+
+# --- adapter and cluster health --------------------------------------------------------------
+
+
+class ClusterHealthConfig(Section):
+    """Dead-node detection of clustered adapters: every node sends a heartbeat each
+    ``heartbeat_interval_ms``; a node silent for ``node_timeout_ms`` is removed (its presence
+    members leave) by the sweep run each ``cleanup_interval_ms``."""
+
+    enabled: bool = True
+    heartbeat_interval_ms: PosInt = 10_000
+    node_timeout_ms: PosInt = 30_000
+    cleanup_interval_ms: PosInt = 10_000
+
+    @model_validator(mode="after")
+    def _intervals(self) -> ClusterHealthConfig:
+        if self.heartbeat_interval_ms * 3 > self.node_timeout_ms:
+            raise ValueError(
+                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be at most "
+                f"node_timeout_ms / 3 ({self.node_timeout_ms // 3})"
+            )
+        if self.cleanup_interval_ms > self.node_timeout_ms:
+            raise ValueError(
+                f"cleanup_interval_ms ({self.cleanup_interval_ms}) must be at most "
+                f"node_timeout_ms ({self.node_timeout_ms})"
+            )
+        return self
+
+
+class RedisAdapterConfig(Section):
+    """Redis pub/sub adapter. The connection comes from ``database.redis`` (or ``REDIS_URL``,
+    also copied to ``redis_pub_options.url`` / ``redis_sub_options.url``)."""
+
+    requests_timeout: PosInt = 5000
+    prefix: str = "sockudo_adapter:"
+    cluster_mode: bool = False
+    redis_pub_options: dict[str, Any] = Field(default_factory=dict)
+    redis_sub_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RedisClusterAdapterConfig(Section):
+    """Redis Cluster adapter; ``nodes`` are seed URLs or ``host:port`` strings."""
+
+    nodes: list[str] = Field(default_factory=list)
+    prefix: str = "sockudo_adapter:"
+    request_timeout_ms: PosInt = 1000
+    use_connection_manager: bool = True
+    use_sharded_pubsub: bool = False
+    sockudo_only_keys = frozenset({"tls"})
+
+
+class NatsAdapterConfig(Section):
+    """NATS adapter. ``nodes_number`` fixes the expected node count (else discovered)."""
+
+    servers: list[str] = Field(default_factory=lambda: ["nats://localhost:4222"])
+    prefix: str = "sockudo_adapter:"
+    request_timeout_ms: PosInt = 5000
+    connection_timeout_ms: PosInt = 5000
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    nodes_number: PosInt | None = None
+    discovery_max_wait_ms: NonNegInt = 1000
+    discovery_idle_wait_ms: NonNegInt = 150
+    subscription_capacity: PosInt | None = None
+    client_capacity: PosInt | None = None
+    max_reconnects: NonNegInt | None = None
+    presence_sync_chunk_size: PosInt | None = None
+    no_echo: bool = True
+
+
+class AdapterConfig(Section):
+    """Cross-node fan-out. ``driver``: local | redis | redis-cluster | nats.
+
+    Sockudo accepts ``cluster_health`` both here and at the top level; both are kept equal
+    (the top-level one wins when both are given)."""
+
+    DRIVERS: ClassVar[tuple[str, ...]] = ("local", "redis", "redis-cluster", "nats")
+    sockudo_only_keys = frozenset({"pulsar", "rabbitmq", "google_pubsub", "kafka", "iggy", "omq"})
+
+    driver: str = "local"
+    redis: RedisAdapterConfig = Field(default_factory=RedisAdapterConfig)
+    cluster: RedisClusterAdapterConfig = Field(default_factory=RedisClusterAdapterConfig)
+    nats: NatsAdapterConfig = Field(default_factory=NatsAdapterConfig)
+    cluster_health: ClusterHealthConfig = Field(default_factory=ClusterHealthConfig)
+    fallback_to_local: bool = True
+    enable_socket_counting: bool = True
+    aggregate_counts: bool = False
+    fast_presence_transitions: bool = False
+    buffer_multiplier_per_cpu: PosInt = 64
+
+    @field_validator("driver", mode="before")
+    @classmethod
+    def _known_driver(cls, value: Any) -> Any:
+        return _driver(value, cls.DRIVERS, {"rediscluster": "redis-cluster"})
+
+
+# --- app manager, cache, queue ---------------------------------------------------------------
 
 
 class AppArray(Section):
+    """Inline apps (``app_manager.array.apps``); upserted into any app manager at start-up."""
+
     apps: list[App] = Field(default_factory=lambda: [default_app()])
 
 
 class AppManagerCache(Section):
     enabled: bool = False
-    ttl: int = 300
+    ttl: NonNegInt = 300
 
 
 class AppManagerConfig(Section):
+    """Where apps come from. ``driver``: memory | mysql | dynamodb (soketi's ``array`` means
+    memory). The embedded default app is only added for the memory driver."""
+
+    DRIVERS: ClassVar[tuple[str, ...]] = ("memory", "mysql", "dynamodb")
+    sockudo_only_keys = frozenset({"scylladb", "surrealdb"})
+
     driver: str = "memory"
     array: AppArray = Field(default_factory=AppArray)
     cache: AppManagerCache = Field(default_factory=AppManagerCache)
 
-
-class AdapterConfig(Section):
-    driver: str = "local"
+    @field_validator("driver", mode="before")
+    @classmethod
+    def _known_driver(cls, value: Any) -> Any:
+        return _driver(value, cls.DRIVERS, {"array": "memory"})
 
 
 class MemoryCacheConfig(Section):
-    ttl: int = 300
-    cleanup_interval: int = 60
-    max_capacity: int = 10000
+    ttl: NonNegInt = 300
+    cleanup_interval: PosInt = 60
+    max_capacity: PosInt = 10000
+
+
+class RedisCacheConfig(Section):
+    prefix: str = "sockudo_cache:"
+    url_override: str | None = None
+    cluster_mode: bool = False
 
 
 class CacheConfig(Section):
+    """Shared cache (cache channels, app lookups). ``driver``: memory | redis |
+    redis-cluster | none."""
+
+    DRIVERS: ClassVar[tuple[str, ...]] = ("memory", "redis", "redis-cluster", "none")
+
     driver: str = "memory"
     memory: MemoryCacheConfig = Field(default_factory=MemoryCacheConfig)
+    redis: RedisCacheConfig = Field(default_factory=RedisCacheConfig)
+
+    @field_validator("driver", mode="before")
+    @classmethod
+    def _known_driver(cls, value: Any) -> Any:
+        return _driver(value, cls.DRIVERS, {"rediscluster": "redis-cluster"})
+
+
+class RedisQueueConfig(Section):
+    concurrency: PosInt = 5
+    prefix: str = "sockudo_queue:"
+    url_override: str | None = None
+    cluster_mode: bool = False
+    response_timeout_ms: PosInt = 5000
+
+
+class RedisClusterQueueConfig(Section):
+    nodes: list[str] = Field(default_factory=lambda: ["redis://127.0.0.1:6379"])
+    concurrency: PosInt = 5
+    prefix: str = "sockudo_queue:"
+    request_timeout_ms: PosInt = 5000
+
+
+class SqsQueueConfig(Section):
+    region: str = "us-east-1"
+    queue_url_prefix: str | None = None
+    visibility_timeout: NonNegInt = 30
+    endpoint_url: str | None = None
+    max_messages: Annotated[int, Field(ge=1, le=10)] = 10
+    wait_time_seconds: Annotated[int, Field(ge=0, le=20)] = 5
+    concurrency: PosInt = 5
+    fifo: bool = False
+    message_group_id: str = "default"
+
+
+class QueueReliabilityConfig(Section):
+    """At-least-once delivery knobs of the queue (Sockudo ``queue.reliability``)."""
+
+    max_attempts: PosInt = 5
+    retry_base_delay_ms: NonNegInt = 1000
+    retry_max_delay_ms: NonNegInt = 60_000
+    retry_jitter: Annotated[float, Field(ge=0, le=1)] = 0.2
+    lease_duration_ms: PosInt = 30_000
+    lease_renew_interval_ms: PosInt = 10_000
+    stalled_batch_size: PosInt = 100
+    worker_poll_interval_ms: PosInt = 500
+    worker_prefetch: PosInt = 16
+    shutdown_timeout_ms: NonNegInt = 30_000
+    completed_retention: NonNegInt = 1000
+    failed_retention: NonNegInt = 10_000
+    event_retention: NonNegInt = 10_000
+    deduplication_ttl_ms: NonNegInt = 300_000
+    memory_capacity: PosInt = 100_000
+    max_batch_size: PosInt = 1000
+
+
+class QueueConfig(Section):
+    """Webhook job queue. ``driver``: memory | redis | sqs | none (soketi's ``sync`` means
+    memory). Sockudo's code default is redis; ours, like its shipped config.json, memory."""
+
+    DRIVERS: ClassVar[tuple[str, ...]] = ("memory", "redis", "sqs", "none")
+    sockudo_only_keys = frozenset(
+        {"sns", "nats", "pulsar", "rabbitmq", "google_pubsub", "kafka", "iggy"}
+    )
+
+    driver: str = "memory"
+    redis: RedisQueueConfig = Field(default_factory=RedisQueueConfig)
+    redis_cluster: RedisClusterQueueConfig = Field(default_factory=RedisClusterQueueConfig)
+    sqs: SqsQueueConfig = Field(default_factory=SqsQueueConfig)
+    reliability: QueueReliabilityConfig = Field(default_factory=QueueReliabilityConfig)
+
+    @field_validator("driver", mode="before")
+    @classmethod
+    def _known_driver(cls, value: Any) -> Any:
+        return _driver(value, cls.DRIVERS, {"sync": "memory"})
+
+
+# --- rate limiter, metrics, webhooks, ssl, cors ----------------------------------------------
+
+
+class RateLimit(Section):
+    """Fixed window: at most ``max_requests`` per ``window_seconds`` per client IP;
+    ``trust_hops`` = how many ``X-Forwarded-For`` proxies to trust."""
+
+    max_requests: PosInt = 100
+    window_seconds: PosInt = 60
+    identifier: str = "api"
+    trust_hops: NonNegInt = 0
+
+
+class RedisRateLimiterConfig(Section):
+    prefix: str = "sockudo_rl:"
+    url_override: str | None = None
+    cluster_mode: bool = False
+
+
+class RateLimiterConfig(Section):
+    """HTTP API and WebSocket-connect rate limits. ``driver``: memory | redis (soketi's
+    ``local`` means memory). Off by default in sockudo-py (Sockudo's code default is on)."""
+
+    DRIVERS: ClassVar[tuple[str, ...]] = ("memory", "redis")
+
+    enabled: bool = False
+    driver: str = "memory"
+    api_rate_limit: RateLimit = Field(default_factory=RateLimit)
+    websocket_rate_limit: RateLimit = Field(
+        default_factory=lambda: RateLimit(
+            max_requests=20, window_seconds=60, identifier="websocket_connect"
+        )
+    )
+    redis: RedisRateLimiterConfig = Field(default_factory=RedisRateLimiterConfig)
+
+    @field_validator("driver", mode="before")
+    @classmethod
+    def _known_driver(cls, value: Any) -> Any:
+        return _driver(value, cls.DRIVERS, {"local": "memory"})
+
+
+class PrometheusConfig(Section):
+    prefix: str = "sockudo_"
+
+
+class MetricsConfig(Section):
+    """Prometheus exporter on its own listener ``host:port`` (``GET /metrics``)."""
+
+    DRIVERS: ClassVar[tuple[str, ...]] = ("prometheus",)
+    sockudo_only_keys = frozenset({"tcp_exporter"})
+
+    enabled: bool = True
+    driver: str = "prometheus"
+    host: str = "0.0.0.0"
+    port: Port = 9601
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
+
+    @field_validator("driver", mode="before")
+    @classmethod
+    def _known_driver(cls, value: Any) -> Any:
+        return _driver(value, cls.DRIVERS, {})
+
+
+class WebhookBatching(Section):
+    """Events are buffered ``duration`` ms and merged up to ``size`` per request."""
+
+    enabled: bool = True
+    duration: NonNegInt = 50
+    size: PosInt = 100
+
+
+class WebhooksConfig(Section):
+    """Global webhook delivery settings (endpoints are per app)."""
+
+    batching: WebhookBatching = Field(default_factory=WebhookBatching)
+    retry: WebhookRetry = Field(default_factory=WebhookRetry)
+    request_timeout_ms: PosInt = 10_000
+
+
+class SslConfig(Section):
+    """TLS on the main listener; ``redirect_http`` adds a plain listener on ``http_port``."""
+
+    enabled: bool = False
+    cert_path: str = ""
+    key_path: str = ""
+    passphrase: str | None = None
+    ca_path: str | None = None
+    redirect_http: bool = False
+    http_port: Port = 80
+
+    @model_validator(mode="after")
+    def _paths(self) -> SslConfig:
+        if self.enabled and not (self.cert_path and self.key_path):
+            raise ValueError("ssl.enabled needs both cert_path and key_path")
+        return self
+
+
+class CorsConfig(Section):
+    """CORS of the HTTP API. ``origin`` patterns: exact, ``*`` (any; credentials are then not
+    sent) or one ``*`` wildcard such as ``https://*.example.com``."""
+
+    origin: list[str] = Field(default_factory=lambda: ["*"])
+    methods: list[str] = Field(
+        default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    )
+    allowed_headers: list[str] = Field(
+        default_factory=lambda: ["Authorization", "Content-Type", "X-Requested-With", "Accept"]
+    )
+    credentials: bool = True
+
+    @field_validator("origin", mode="before")
+    @classmethod
+    def _one_origin(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("origin")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if p not in ("*", "any") and p.count("*") > 1]
+        if bad:
+            raise ValueError(f"origin patterns may hold at most one '*': {bad}")
+        return value
+
+
+# --- databases -------------------------------------------------------------------------------
+
+
+class RedisNode(Section):
+    """A Redis node as ``{host, port}``; ``host`` may also be a full ``redis://`` URL."""
+
+    host: str = "127.0.0.1"
+    port: Port = 6379
+
+    @classmethod
+    def from_seed(cls, seed: str) -> RedisNode:
+        """Parse ``host:port``, ``[v6]:port``, ``host`` or a ``redis(s)://`` URL."""
+        seed = seed.strip()
+        if seed.startswith(("redis://", "rediss://")):
+            match = re.search(r":(\d+)/?$", seed)
+            return cls(host=seed, port=int(match.group(1)) if match else 6379)
+        match = re.fullmatch(r"\[(.+)\](?::(\d+))?|([^:]+)(?::(\d+))?", seed)
+        if match is None:  # a bare IPv6 address
+            return cls(host=seed)
+        host = match.group(1) or match.group(3)
+        port = match.group(2) or match.group(4)
+        return cls(host=host, port=int(port) if port else 6379)
+
+
+class RedisTlsConfig(Section):
+    enabled: bool = False
+    accept_invalid_certs: bool = False
+    ca_path: str | None = None
+    client_cert_path: str | None = None
+    client_key_path: str | None = None
+
+
+class RedisClusterConnection(Section):
+    nodes: list[RedisNode] = Field(default_factory=list)
+    username: str | None = None
+    password: str | None = None
+    use_tls: bool = Field(False, validation_alias=AliasChoices("use_tls", "useTLS"))
+
+
+class RedisConnection(Section):
+    """The shared Redis connection of every Redis driver. ``url`` (set by ``REDIS_URL``)
+    wins over the discrete fields; ``sentinels`` switch to Sentinel with master ``name``;
+    ``cluster.nodes`` (or legacy ``cluster_nodes``) are the Redis Cluster seeds."""
+
+    url: str | None = None
+    host: str = "127.0.0.1"
+    port: Port = 6379
+    db: NonNegInt = 0
+    username: str | None = None
+    password: str | None = None
+    key_prefix: str = "sockudo:"
+    sentinels: list[RedisNode] = Field(default_factory=list)
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    name: str = "mymaster"
+    sentinel_tls: RedisTlsConfig = Field(default_factory=RedisTlsConfig)
+    master_tls: RedisTlsConfig = Field(default_factory=RedisTlsConfig)
+    cluster: RedisClusterConnection = Field(default_factory=RedisClusterConnection)
+    cluster_nodes: list[RedisNode] = Field(default_factory=list)
+
+    def to_url(self) -> str:
+        """``url`` if set, else ``redis[s]://[user[:pass]@]host:port/db`` from the fields
+        (``host`` may carry the scheme). Sentinel setups should use ``sentinels``/``name``."""
+        if self.url:
+            return self.url
+        scheme, host = "redis", self.host
+        for prefix in ("rediss", "redis"):
+            if host.startswith(prefix + "://"):
+                scheme, host = prefix, host[len(prefix) + 3 :]
+                break
+        auth = ""
+        if self.username or self.password:
+            auth = quote(self.username or "", safe="")
+            if self.password:
+                auth += ":" + quote(self.password, safe="")
+            auth += "@"
+        return f"{scheme}://{auth}{host}:{self.port}/{self.db}"
+
+    def cluster_seeds(self) -> list[RedisNode]:
+        """``cluster.nodes``, else the legacy ``cluster_nodes``."""
+        return self.cluster.nodes or self.cluster_nodes
+
+
+class SqlConnection(Section):
+    """MySQL / PostgreSQL app store (``table_name`` holds the apps)."""
+
+    host: str = "localhost"
+    port: Port = 3306
+    username: str = "root"
+    password: str = ""
+    database: str = "sockudo"
+    table_name: str = "applications"
+    connection_pool_size: PosInt = 10
+    pool_min: NonNegInt | None = None
+    pool_max: PosInt | None = None
+    cache_ttl: NonNegInt = 300
+    cache_cleanup_interval: PosInt = 60
+    cache_max_capacity: PosInt = 100
+
+
+class DynamoDbConfig(Section):
+    """DynamoDB app store; credentials fall back to the usual AWS chain when unset."""
+
+    region: str = "us-east-1"
+    table_name: str = "sockudo-applications"
+    endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_profile_name: str | None = Field(
+        None, validation_alias=AliasChoices("aws_profile_name", "profile_name")
+    )
+
+
+class DatabaseConfig(Section):
+    """Connections of the database-backed drivers."""
+
+    sockudo_only_keys = frozenset({"surrealdb", "scylladb"})
+
+    redis: RedisConnection = Field(default_factory=RedisConnection)
+    mysql: SqlConnection = Field(default_factory=SqlConnection)
+    postgres: SqlConnection = Field(default_factory=lambda: SqlConnection(port=5432))
+    dynamodb: DynamoDbConfig = Field(default_factory=DynamoDbConfig)
+
+
+class DatabasePooling(Section):
+    enabled: bool = True
+    min: NonNegInt = 2
+    max: PosInt = 10
+
+
+# --- limits and the rest ---------------------------------------------------------------------
 
 
 class ChannelLimits(Section):
-    max_name_length: int = 200
-    cache_ttl: int = 3600
+    max_name_length: PosInt = 200
+    cache_ttl: NonNegInt = 3600
+
+
+class EventLimits(Section):
+    """Server-wide event limits (Sockudo's Pusher paths read the per-app ones)."""
+
+    max_channels_at_once: PosInt = 100
+    max_name_length: PosInt = 200
+    max_payload_in_kb: float = 100
+    max_batch_size: PosInt = 10
+
+
+class PresenceConfig(Section):
+    max_members_per_channel: PosInt = 100
+    max_member_size_in_kb: float = 2
+    update_rate_limit_per_member_per_second: NonNegInt = 10
+    ungraceful_timeout_seconds: NonNegInt = 0
+    v2_ungraceful_timeout_seconds: NonNegInt = 15
+
+
+class AcceptTraffic(Section):
+    memory_threshold: Annotated[float, Field(gt=0, le=1)] = 0.90
 
 
 class HttpApiConfig(Section):
     request_limit_in_mb: float = 10
     usage_enabled: bool = True
+    accept_traffic: AcceptTraffic = Field(default_factory=AcceptTraffic)
 
 
 class WebSocketConfig(Section):
-    """Per-socket outbound buffer: at most ``max_messages`` frames or ``max_bytes`` bytes queued."""
+    """Per-socket outbound buffer: at most ``max_messages`` frames or ``max_bytes`` bytes queued.
+    The rest are transport limits (sizes in bytes, times in seconds)."""
+
+    COMPRESSION: ClassVar[tuple[str, ...]] = (
+        "disabled", "shared", "dedicated", "window256b", "window1kb", "window2kb",
+        "window4kb", "window8kb", "window16kb", "window32kb",
+    )  # fmt: skip
 
     max_messages: int = 1000
     max_bytes: int | None = 4 * 1024 * 1024
     disconnect_on_buffer_full: bool = True
+    max_message_size: PosInt = 64 * 1024 * 1024
+    max_frame_size: PosInt = 16 * 1024 * 1024
+    write_buffer_size: PosInt = 16 * 1024
+    max_backpressure: PosInt = 1024 * 1024
+    auto_ping: bool = True
+    ping_interval: PosInt = 30
+    idle_timeout: PosInt = 120
+    compression: str = "disabled"
 
-
-class MetricsConfig(Section):
-    enabled: bool = True
-    host: str = "0.0.0.0"
-    port: int = 9601
+    @field_validator("compression")
+    @classmethod
+    def _known_compression(cls, value: str) -> str:
+        if value.lower() not in cls.COMPRESSION:
+            raise ValueError(
+                f"unknown compression {value!r}; allowed: {', '.join(cls.COMPRESSION)}"
+            )
+        return value.lower()
 
 
 class InstanceConfig(Section):
+    """``process_id`` names this node in a cluster; ``None`` = a random UUID at start-up."""
+
     process_id: str | None = None
 
 
+class LoggingConfig(Section):
+    colors_enabled: bool = True
+    include_target: bool = True
+
+
+class UnixSocketConfig(Section):
+    """Listen on a Unix socket instead of TCP (``permission_mode`` is an octal string)."""
+
+    enabled: bool = False
+    path: str = "/var/run/sockudo/sockudo.sock"
+    permission_mode: str = "660"
+
+    @field_validator("permission_mode", mode="before")
+    @classmethod
+    def _octal(cls, value: Any) -> Any:
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(text, str) and not re.fullmatch(r"[0-7]{3,4}", text):
+            raise ValueError(f"permission_mode must be an octal string like '660', got {value!r}")
+        return text
+
+
 class Config(Section):
-    """The whole server configuration (the root of config.json)."""
+    """The whole server configuration (the root of config.json).
+
+    ``Config()`` is the embedded default: local adapter, memory everything, port 6001,
+    metrics on 9601, one app ``app-id``/``app-key``/``app-secret`` with client messages on.
+    """
+
+    sockudo_only_keys = frozenset(
+        {
+            "cleanup", "delta_compression", "tag_filtering", "connection_recovery", "history",
+            "presence_history", "idempotency", "ephemeral", "echo_control",
+            "event_name_filtering", "versioned_messages", "annotations", "ai_transport",
+            "push", "push_rules", "ably_compat", "mcp",
+        }
+    )  # fmt: skip
 
     debug: bool = False
+    mode: str = "production"
+    server_role: str = "default"
     host: str = "0.0.0.0"
-    port: int = 6001
-    max_connections: int = 0
-    activity_timeout: int = 120
-    user_authentication_timeout: int = 3600
-    shutdown_grace_period: float = 10
-    websocket_max_payload_kb: int = 64
+    port: Port = 6001
+    path_prefix: str = "/"
+    max_connections: NonNegInt = 0
+    activity_timeout: PosInt = 120
+    user_authentication_timeout: PosInt = 3600
+    shutdown_grace_period: Annotated[float, Field(ge=0)] = 10
+    websocket_max_payload_kb: PosInt = 64
+    health_check_timeout_ms: PosInt = 2000
     instance: InstanceConfig = Field(default_factory=InstanceConfig)
     adapter: AdapterConfig = Field(default_factory=AdapterConfig)
+    cluster_health: ClusterHealthConfig = Field(default_factory=ClusterHealthConfig)
     app_manager: AppManagerConfig = Field(default_factory=AppManagerConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig)
+    rate_limiter: RateLimiterConfig = Field(default_factory=RateLimiterConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    ssl: SslConfig = Field(default_factory=SslConfig)
+    cors: CorsConfig = Field(default_factory=CorsConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    database_pooling: DatabasePooling = Field(default_factory=DatabasePooling)
     channel_limits: ChannelLimits = Field(default_factory=ChannelLimits)
+    event_limits: EventLimits = Field(default_factory=EventLimits)
+    presence: PresenceConfig = Field(default_factory=PresenceConfig)
     http_api: HttpApiConfig = Field(default_factory=HttpApiConfig)
     websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    unix_socket: UnixSocketConfig = Field(default_factory=UnixSocketConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_cluster_health(cls, data: Any) -> Any:
+        """Keep ``cluster_health`` and ``adapter.cluster_health`` equal (top level wins)."""
+        if not isinstance(data, dict):
+            return data
+        adapter = data.get("adapter")
+        nested = adapter.get("cluster_health") if isinstance(adapter, dict) else None
+        top = data.get("cluster_health")
+        if top is None and nested is None:
+            return data
+        data = dict(data)
+        data["adapter"] = {
+            **(adapter if isinstance(adapter, dict) else {}),
+            "cluster_health": top if top is not None else nested,
+        }
+        data["cluster_health"] = top if top is not None else nested
+        return data
+
+    def redis_url(self, url_override: str | None = None) -> str:
+        """The Redis URL a driver should use: its section's ``url_override`` if given, else
+        ``database.redis`` (``url`` / ``REDIS_URL``, or built from host/port/db/credentials)."""
+        return url_override or self.database.redis.to_url()
 
 
-def load_config(path: str | None = None, env: dict[str, str] | None = None) -> Config:
-    """Build the configuration: defaults, then the JSON file at ``path``, then ``env``."""
-    import json
+# --------------------------------------------------------------------------------------------
+# Environment overrides
+# --------------------------------------------------------------------------------------------
 
-    data: dict[str, Any] = {}
-    if path:
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def parse_bool(text: str) -> bool:
+    """``true/1/yes/on`` or ``false/0/no/off`` (any case); anything else is a ValueError."""
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"expected true/1/yes/on or false/0/no/off, got {text!r}")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+
+
+def _str(text: str) -> str:
+    return text
+
+
+def _opt_str(text: str) -> str | None:
+    return text or None
+
+
+def _opt_int(text: str) -> int | None:
+    return None if text.strip().lower() in ("", "none", "null") else _int(text)
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _nodes(text: str) -> list[dict[str, Any]]:
+    return [RedisNode.from_seed(seed).model_dump() for seed in _csv(text)]
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment override: ``name`` is parsed by ``parse`` and stored at each dotted
+    ``paths`` of the raw config. ``only_if_true`` applies the value only when it is true
+    (Sockudo's ``DEBUG`` forces debug on but never off)."""
+
+    name: str
+    parse: Callable[[str], Any]
+    paths: tuple[str, ...]
+    only_if_true: bool = False
+
+
+def _env(name: str, parse: Callable[[str], Any], *paths: str) -> EnvVar:
+    return EnvVar(name, parse, paths)
+
+
+def _family(prefix: str, section: str, fields: Mapping[str, Callable[[str], Any]]) -> list[EnvVar]:
+    """``PREFIX_FIELD`` -> ``section.field`` for each field."""
+    return [EnvVar(f"{prefix}_{f.upper()}", p, (f"{section}.{f}",)) for f, p in fields.items()]
+
+
+_TLS_FIELDS = {
+    "enabled": parse_bool,
+    "accept_invalid_certs": parse_bool,
+    "ca_path": _opt_str,
+    "client_cert_path": _opt_str,
+    "client_key_path": _opt_str,
+}
+_SQL_FIELDS = {
+    "host": _str, "port": _int, "username": _str, "password": _str, "database": _str,
+    "pool_min": _int, "pool_max": _int,
+}  # fmt: skip
+_RATE_FIELDS = {"max_requests": _int, "window_seconds": _int, "trust_hops": _int}
+_CLUSTER_HEALTH = ("cluster_health", "adapter.cluster_health")
+
+ENV_OVERRIDES: tuple[EnvVar, ...] = (
+    # core
+    _env("HOST", _str, "host"),
+    _env("PORT", _int, "port"),
+    _env("DEBUG_MODE", parse_bool, "debug"),
+    EnvVar("DEBUG", parse_bool, ("debug",), only_if_true=True),
+    _env("ENVIRONMENT", _str, "mode"),
+    _env("ACTIVITY_TIMEOUT", _int, "activity_timeout"),
+    _env("SHUTDOWN_GRACE_PERIOD", _float, "shutdown_grace_period"),
+    _env("USER_AUTHENTICATION_TIMEOUT", _int, "user_authentication_timeout"),
+    _env("WEBSOCKET_MAX_PAYLOAD_KB", _int, "websocket_max_payload_kb"),
+    _env("SOCKUDO_MAX_CONNECTIONS", _int, "max_connections"),
+    _env("INSTANCE_PROCESS_ID", _opt_str, "instance.process_id"),
+    _env("SOCKUDO_SERVER_ROLE", _str, "server_role"),
+    _env("HEALTH_CHECK_TIMEOUT_MS", _int, "health_check_timeout_ms"),
+    # drivers
+    _env("ADAPTER_DRIVER", _str, "adapter.driver"),
+    _env("CACHE_DRIVER", _str, "cache.driver"),
+    _env("QUEUE_DRIVER", _str, "queue.driver"),
+    _env("APP_MANAGER_DRIVER", _str, "app_manager.driver"),
+    _env("RATE_LIMITER_DRIVER", _str, "rate_limiter.driver"),
+    _env("METRICS_DRIVER", _str, "metrics.driver"),
+    _env("ADAPTER_BUFFER_MULTIPLIER_PER_CPU", _int, "adapter.buffer_multiplier_per_cpu"),
+    _env("ADAPTER_ENABLE_SOCKET_COUNTING", parse_bool, "adapter.enable_socket_counting"),
+    _env("ADAPTER_AGGREGATE_COUNTS", parse_bool, "adapter.aggregate_counts"),
+    _env("ADAPTER_FAST_PRESENCE_TRANSITIONS", parse_bool, "adapter.fast_presence_transitions"),
+    _env("ADAPTER_FALLBACK_TO_LOCAL", parse_bool, "adapter.fallback_to_local"),
+    # redis
+    _env(
+        "REDIS_URL",
+        _str,
+        "database.redis.url",
+        "adapter.redis.redis_pub_options.url",
+        "adapter.redis.redis_sub_options.url",
+        "cache.redis.url_override",
+        "queue.redis.url_override",
+        "rate_limiter.redis.url_override",
+    ),
+    *_family(
+        "DATABASE_REDIS",
+        "database.redis",
+        {
+            "host": _str,
+            "port": _int,
+            "username": _opt_str,
+            "password": _str,
+            "db": _int,
+            "key_prefix": _str,
+            "sentinel_password": _opt_str,
+            "sentinel_username": _opt_str,
+        },
+    ),
+    *_family("DATABASE_REDIS_SENTINEL_TLS", "database.redis.sentinel_tls", _TLS_FIELDS),
+    *_family("DATABASE_REDIS_MASTER_TLS", "database.redis.master_tls", _TLS_FIELDS),
+    *_family(
+        "DATABASE_REDIS_CLUSTER",
+        "database.redis.cluster",
+        {"username": _opt_str, "password": _str, "use_tls": parse_bool},
+    ),
+    *(
+        row
+        for name in ("REDIS_CLUSTER_NODES", "DATABASE_REDIS_CLUSTER_NODES")
+        for row in (
+            _env(name, _csv, "adapter.cluster.nodes", "queue.redis_cluster.nodes"),
+            _env(name, _nodes, "database.redis.cluster.nodes", "database.redis.cluster_nodes"),
+        )
+    ),
+    *_family(
+        "REDIS_CLUSTER_QUEUE",
+        "queue.redis_cluster",
+        {"concurrency": _int, "request_timeout_ms": _int, "prefix": _str},
+    ),
+    # SQL / DynamoDB app stores
+    *_family("DATABASE_MYSQL", "database.mysql", {**_SQL_FIELDS, "table_name": _str}),
+    *_family("DATABASE_POSTGRES", "database.postgres", _SQL_FIELDS),
+    *_family(
+        "DATABASE_DYNAMODB",
+        "database.dynamodb",
+        {"region": _str, "table_name": _str, "endpoint_url": _opt_str},
+    ),
+    _env("AWS_ACCESS_KEY_ID", _opt_str, "database.dynamodb.aws_access_key_id"),
+    _env("AWS_SECRET_ACCESS_KEY", _opt_str, "database.dynamodb.aws_secret_access_key"),
+    _env("DATABASE_POOLING_ENABLED", parse_bool, "database_pooling.enabled"),
+    _env("DATABASE_POOL_MIN", _int, "database_pooling.min"),
+    _env("DATABASE_POOL_MAX", _int, "database_pooling.max"),
+    _env(
+        "DATABASE_CONNECTION_POOL_SIZE",
+        _int,
+        "database.mysql.connection_pool_size",
+        "database.postgres.connection_pool_size",
+    ),
+    # caches
+    _env(
+        "CACHE_TTL_SECONDS",
+        _int,
+        "app_manager.cache.ttl",
+        "channel_limits.cache_ttl",
+        "database.mysql.cache_ttl",
+        "database.postgres.cache_ttl",
+        "cache.memory.ttl",
+    ),
+    _env(
+        "CACHE_CLEANUP_INTERVAL",
+        _int,
+        "database.mysql.cache_cleanup_interval",
+        "database.postgres.cache_cleanup_interval",
+        "cache.memory.cleanup_interval",
+    ),
+    _env(
+        "CACHE_MAX_CAPACITY",
+        _int,
+        "database.mysql.cache_max_capacity",
+        "database.postgres.cache_max_capacity",
+        "cache.memory.max_capacity",
+    ),
+    # NATS
+    _env("NATS_SERVERS", _csv, "adapter.nats.servers"),
+    *_family(
+        "NATS",
+        "adapter.nats",
+        {
+            "username": _opt_str,
+            "password": _opt_str,
+            "token": _opt_str,
+            "prefix": _str,
+            "connection_timeout_ms": _int,
+            "request_timeout_ms": _int,
+            "discovery_max_wait_ms": _int,
+            "discovery_idle_wait_ms": _int,
+            "nodes_number": _opt_int,
+            "subscription_capacity": _opt_int,
+            "client_capacity": _opt_int,
+            "max_reconnects": _opt_int,
+            "presence_sync_chunk_size": _opt_int,
+            "no_echo": parse_bool,
+        },
+    ),
+    # runtime
+    *_family(
+        "SSL",
+        "ssl",
+        {
+            "enabled": parse_bool,
+            "cert_path": _str,
+            "key_path": _str,
+            "redirect_http": parse_bool,
+            "http_port": _int,
+        },
+    ),
+    *_family(
+        "UNIX_SOCKET",
+        "unix_socket",
+        {"enabled": parse_bool, "path": _str, "permission_mode": _str},
+    ),
+    *_family("METRICS", "metrics", {"enabled": parse_bool, "host": _str, "port": _int}),
+    _env("METRICS_PROMETHEUS_PREFIX", _str, "metrics.prometheus.prefix"),
+    _env("HTTP_API_USAGE_ENABLED", parse_bool, "http_api.usage_enabled"),
+    _env("RATE_LIMITER_ENABLED", parse_bool, "rate_limiter.enabled"),
+    *_family("RATE_LIMITER_API", "rate_limiter.api_rate_limit", _RATE_FIELDS),
+    *_family("RATE_LIMITER_WS", "rate_limiter.websocket_rate_limit", _RATE_FIELDS),
+    _env("RATE_LIMITER_REDIS_PREFIX", _str, "rate_limiter.redis.prefix"),
+    *_family(
+        "PRESENCE",
+        "presence",
+        {
+            "update_rate_limit_per_member_per_second": _int,
+            "ungraceful_timeout_seconds": _int,
+            "v2_ungraceful_timeout_seconds": _int,
+        },
+    ),
+    _env("CORS_ORIGINS", _csv, "cors.origin"),
+    _env("CORS_METHODS", _csv, "cors.methods"),
+    _env("CORS_HEADERS", _csv, "cors.allowed_headers"),
+    _env("CORS_CREDENTIALS", parse_bool, "cors.credentials"),
+    _env("LOG_COLORS_ENABLED", parse_bool, "logging.colors_enabled"),
+    _env("LOG_INCLUDE_TARGET", parse_bool, "logging.include_target"),
+    _env("CLUSTER_HEALTH_ENABLED", parse_bool, *(f"{p}.enabled" for p in _CLUSTER_HEALTH)),
+    _env(
+        "CLUSTER_HEALTH_HEARTBEAT_INTERVAL",
+        _int,
+        *(f"{p}.heartbeat_interval_ms" for p in _CLUSTER_HEALTH),
+    ),
+    _env("CLUSTER_HEALTH_NODE_TIMEOUT", _int, *(f"{p}.node_timeout_ms" for p in _CLUSTER_HEALTH)),
+    _env(
+        "CLUSTER_HEALTH_CLEANUP_INTERVAL",
+        _int,
+        *(f"{p}.cleanup_interval_ms" for p in _CLUSTER_HEALTH),
+    ),
+    *_family(
+        "WEBSOCKET",
+        "websocket",
+        {
+            "max_messages": _int,
+            "max_bytes": _opt_int,
+            "disconnect_on_buffer_full": parse_bool,
+            "max_message_size": _int,
+            "max_frame_size": _int,
+            "write_buffer_size": _int,
+            "max_backpressure": _int,
+            "auto_ping": parse_bool,
+            "ping_interval": _int,
+            "idle_timeout": _int,
+            "compression": _str,
+        },
+    ),
+    # queues and webhooks
+    *_family(
+        "QUEUE_REDIS",
+        "queue.redis",
+        {"concurrency": _int, "response_timeout_ms": _int, "prefix": _str},
+    ),
+    *_family(
+        "QUEUE",
+        "queue.reliability",
+        {
+            name: (_float if name == "retry_jitter" else _int)
+            for name in QueueReliabilityConfig.model_fields
+        },
+    ),
+    *_family(
+        "QUEUE_SQS",
+        "queue.sqs",
+        {
+            "region": _str,
+            "visibility_timeout": _int,
+            "max_messages": _int,
+            "wait_time_seconds": _int,
+            "concurrency": _int,
+            "fifo": parse_bool,
+            "endpoint_url": _opt_str,
+            "queue_url_prefix": _opt_str,
+        },
+    ),
+    *_family(
+        "WEBHOOK_BATCHING",
+        "webhooks.batching",
+        {"enabled": parse_bool, "duration": _int, "size": _int},
+    ),
+)
+"""Every environment override, applied in this order to the raw config before validation.
+The ``SOCKUDO_DEFAULT_APP_*`` family and ``SOCKUDO_SKIP_INLINE_APPS`` /
+``APP_MANAGER_REGISTER_INLINE_APPS`` are handled by ``apply_default_app_env``."""
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Store ``value`` at dotted ``path`` of ``data``, creating (or replacing non-dict)
+    intermediate sections."""
+    *parents, leaf = path.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = value
+
+
+def apply_env_overrides(
+    data: dict[str, Any], env: Mapping[str, str], sources: dict[str, str] | None = None
+) -> list[str]:
+    """Apply ``ENV_OVERRIDES`` to the raw config ``data`` in place. Records ``path -> "env
+    NAME"`` in ``sources``; returns the problems (``NAME: reason``) of unparsable values."""
+    problems: list[str] = []
+    for var in ENV_OVERRIDES:
+        text = env.get(var.name)
+        if text is None:
+            continue
+        try:
+            value = var.parse(text)
+        except ValueError as exc:
+            problems.append(f"{var.name}: {exc} (from env)")
+            continue
+        if var.only_if_true and not value:
+            continue
+        for path in var.paths:
+            _set_path(data, path, value)
+            if sources is not None:
+                sources[path] = f"env {var.name}"
+    return problems
+
+
+DEFAULT_APP_ENV: Mapping[str, tuple[str, Callable[[str], Any]]] = {
+    "SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS": ("max_connections", _int),
+    "SOCKUDO_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SECOND": ("max_backend_events_per_second", _int),
+    "SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND": ("max_client_events_per_second", _int),
+    "SOCKUDO_DEFAULT_APP_MAX_READ_REQUESTS_PER_SECOND": ("max_read_requests_per_second", _int),
+    "SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBERS_PER_CHANNEL": (
+        "max_presence_members_per_channel",
+        _int,
+    ),
+    "SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBER_SIZE_IN_KB": (
+        "max_presence_member_size_in_kb",
+        _float,
+    ),
+    "SOCKUDO_DEFAULT_APP_MAX_CHANNEL_NAME_LENGTH": ("max_channel_name_length", _int),
+    "SOCKUDO_DEFAULT_APP_MAX_EVENT_CHANNELS_AT_ONCE": ("max_event_channels_at_once", _int),
+    "SOCKUDO_DEFAULT_APP_MAX_EVENT_NAME_LENGTH": ("max_event_name_length", _int),
+    "SOCKUDO_DEFAULT_APP_MAX_EVENT_PAYLOAD_IN_KB": ("max_event_payload_in_kb", _float),
+    "SOCKUDO_DEFAULT_APP_MAX_EVENT_BATCH_SIZE": ("max_event_batch_size", _int),
+    "SOCKUDO_DEFAULT_APP_ENABLE_CLIENT_MESSAGES": ("enable_client_messages", parse_bool),
+    "SOCKUDO_DEFAULT_APP_ENABLE_USER_AUTHENTICATION": ("enable_user_authentication", parse_bool),
+    "SOCKUDO_DEFAULT_APP_ENABLE_WATCHLIST_EVENTS": ("enable_watchlist_events", parse_bool),
+    "SOCKUDO_DEFAULT_APP_ENABLE_SUBSCRIPTION_COUNT": ("enable_subscription_count", parse_bool),
+    "SOCKUDO_DEFAULT_APP_ALLOWED_ORIGINS": ("allowed_origins", _csv),
+}
+"""Optional fields of the env-defined default app (unset ones take ``App``'s defaults)."""
+
+_CREDENTIALS = ("ID", "KEY", "SECRET")
+_APPS_PATH = "app_manager.array.apps"
+
+
+def _parse_env(env: Mapping[str, str], name: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(env[name])
+    except ValueError as exc:
+        raise ConfigError([f"{name}: {exc} (from env)"]) from None
+
+
+def _env_app(env: Mapping[str, str], enabled: bool) -> dict[str, Any]:
+    """The raw app built from ``SOCKUDO_DEFAULT_APP_*`` (credentials already checked)."""
+    app: dict[str, Any] = {
+        field.lower(): env[f"SOCKUDO_DEFAULT_APP_{field}"] for field in _CREDENTIALS
+    }
+    app["enabled"] = enabled
+    if "SOCKUDO_ENABLE_CLIENT_MESSAGES" in env:
+        app["enable_client_messages"] = _parse_env(
+            env, "SOCKUDO_ENABLE_CLIENT_MESSAGES", parse_bool
+        )
+    for name, (field, parse) in DEFAULT_APP_ENV.items():
+        if name in env:
+            app[field] = _parse_env(env, name, parse)
+    return app
+
+
+def apply_default_app_env(
+    data: dict[str, Any], env: Mapping[str, str], sources: dict[str, str] | None = None
+) -> None:
+    """Sockudo's default-app bootstrap, on the raw config ``data``.
+
+    * ``SOCKUDO_SKIP_INLINE_APPS=true`` or ``APP_MANAGER_REGISTER_INLINE_APPS=false`` clear the
+      inline apps.
+    * Any of ``SOCKUDO_DEFAULT_APP_ID|KEY|SECRET`` replaces the inline apps with one app built
+      from the ``SOCKUDO_DEFAULT_APP_*`` variables; all three are then required.
+    * ``SOCKUDO_DEFAULT_APP_ENABLED=false`` clears the inline apps (and registers none), as in
+      Sockudo; with credentials set it still only clears them.
+    """
+    skip = env.get("SOCKUDO_SKIP_INLINE_APPS")
+    register = env.get("APP_MANAGER_REGISTER_INLINE_APPS")
+    if (skip is not None and _parse_env(env, "SOCKUDO_SKIP_INLINE_APPS", parse_bool)) or (
+        register is not None and not _parse_env(env, "APP_MANAGER_REGISTER_INLINE_APPS", parse_bool)
+    ):
+        _set_path(data, _APPS_PATH, [])
+        _record(sources, _APPS_PATH, "env SOCKUDO_SKIP_INLINE_APPS")
+
+    names = [f"SOCKUDO_DEFAULT_APP_{field}" for field in _CREDENTIALS]
+    given = [name for name in names if name in env]
+    enabled = True
+    if "SOCKUDO_DEFAULT_APP_ENABLED" in env:
+        enabled = _parse_env(env, "SOCKUDO_DEFAULT_APP_ENABLED", parse_bool)
+    if not given and enabled:
+        return
+    apps: list[dict[str, Any]] = []
+    if given and enabled:
+        missing = [name for name in names if name not in given]
+        if missing:
+            raise ConfigError(
+                [f"{name}: required when {', '.join(given)} is set (from env)" for name in missing]
+            )
+        apps = [_env_app(env, enabled)]
+    _set_path(data, _APPS_PATH, apps)
+    _record(sources, _APPS_PATH, "env SOCKUDO_DEFAULT_APP_*")
+
+
+def _record(sources: dict[str, str] | None, path: str, source: str) -> None:
+    if sources is not None:
+        sources[path] = source
+
+
+# --------------------------------------------------------------------------------------------
+# File reading and ${VAR} substitution
+# --------------------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def substitute_env(text: str, env: Mapping[str, str]) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in ``text`` (the raw file, before parsing,
+    so ``"port": ${PORT:-6001}`` works). An unset ``${VAR}`` without a default is a
+    ``ConfigError`` naming every such variable."""
+    missing: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        missing.append(name)
+        return match.group(0)
+
+    result = _VAR.sub(replace, text)
+    if missing:
+        raise ConfigError(
+            [f"${{{name}}}: environment variable is not set and has no default" for name in missing]
+        )
+    return result
+
+
+def read_config_file(path: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """Read, substitute and parse a config file (``.toml`` as TOML, anything else as JSON)."""
+    try:
         with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    return Config.model_validate(data)
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config file: {exc.strerror or exc}"]) from exc
+    text = substitute_env(text, env)
+    try:
+        data = tomllib.loads(text) if path.endswith(".toml") else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be an object"])
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Unknown keys
+# --------------------------------------------------------------------------------------------
+
+
+def _known_keys(model: type[BaseModel]) -> set[str]:
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        keys.add(name)
+        alias = info.validation_alias
+        if isinstance(alias, str):
+            keys.add(alias)
+        elif isinstance(alias, AliasChoices):
+            keys.update(choice for choice in alias.choices if isinstance(choice, str))
+    if model is App:
+        keys.add("policy")
+    return keys
+
+
+def _field_for_key(model: type[BaseModel], key: str) -> Any:
+    """The annotation of the field that ``key`` (a name or an alias) fills, if any."""
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        if key == name or key in choices:
+            return info.annotation
+    return None
+
+
+def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """``(Model, is_list)`` for ``Model``, ``Model | None`` or ``list[Model]``."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _models_in(arg)
+            if found[0] is not None:
+                return found
+        return None, False
+    if origin is list:
+        inner, _ = _models_in(get_args(annotation)[0])
+        return inner, inner is not None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    return None, False
+
+
+def unknown_keys(
+    data: Mapping[str, Any], model: type[BaseModel] = Config, prefix: str = ""
+) -> Iterator[tuple[str, bool]]:
+    """Walk raw ``data`` against ``model``: yield ``(dotted_path, sockudo_only)`` for each key
+    the model does not know. ``sockudo_only`` marks keys Sockudo knows and we ignore."""
+    known = _known_keys(model)
+    sockudo_only: frozenset[str] = getattr(model, "sockudo_only_keys", frozenset())
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in known:
+            yield path, key in sockudo_only
+            continue
+        sub, is_list = _models_in(_field_for_key(model, key))
+        if sub is None:
+            continue
+        if is_list and isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    yield from unknown_keys(_flat(sub, item), sub, f"{path}.{index}.")
+        elif isinstance(value, dict):
+            yield from unknown_keys(value, sub, f"{path}.")
+
+
+def _flat(model: type[BaseModel], item: dict[str, Any]) -> dict[str, Any]:
+    """Apps: look inside Sockudo's ``policy`` as if it were flat."""
+    if model is App and isinstance(item.get("policy"), dict):
+        result = App._flatten_policy(item)
+        return result if isinstance(result, dict) else item
+    return item
+
+
+def warn_unknown_keys(data: Mapping[str, Any]) -> None:
+    """Log each unknown key of the raw config by dotted path (debug only for Sockudo keys
+    sockudo-py does not implement)."""
+    for path, sockudo_only in unknown_keys(data):
+        if sockudo_only:
+            logger.debug(
+                "config key %s is a Sockudo feature sockudo-py does not implement; ignored", path
+            )
+        else:
+            logger.warning("unknown config key %s (ignored)", path)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _has_path(data: Any, loc: tuple[int | str, ...]) -> bool:
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def _source_of(
+    path: str,
+    sources: Mapping[str, str],
+    file_data: Any,
+    loc: tuple[int | str, ...],
+    file_path: str | None,
+) -> str:
+    """Where the value at ``path`` came from: the env variable, the file or the defaults."""
+    best = max((p for p in sources if path == p or path.startswith(p + ".")), key=len, default=None)
+    if best is not None:
+        return sources[best]
+    if file_path is not None and _has_path(file_data, loc):
+        return f"file {file_path}"
+    return "defaults"
+
+
+def _problems(
+    exc: ValidationError, sources: Mapping[str, str], file_data: Any, file_path: str | None
+) -> list[str]:
+    errors = exc.errors()
+    top_level = {tuple(e["loc"]) for e in errors if e["loc"][:1] == ("cluster_health",)}
+    problems = []
+    for error in errors:
+        loc = error["loc"]
+        if loc[:2] == ("adapter", "cluster_health") and loc[1:] in top_level:
+            continue  # the same cluster_health block, reported once at the top level
+        path = _dotted(loc) or "(root)"
+        message = error["msg"].removeprefix("Value error, ")
+        origin = _source_of(path, sources, file_data, loc, file_path)
+        problems.append(f"{path}: {message} (from {origin})")
+    return problems
+
+
+def _drop_embedded_app(data: dict[str, Any]) -> None:
+    """The embedded default app only makes sense with the memory app manager: with a database
+    driver and no inline apps given, register none."""
+    manager = data.get("app_manager")
+    if not isinstance(manager, dict):
+        return
+    driver = manager.get("driver", "memory")
+    array = manager.get("array")
+    has_apps = isinstance(array, dict) and "apps" in array
+    if (
+        isinstance(driver, str)
+        and driver.strip().lower() not in ("memory", "array")
+        and not has_apps
+    ):
+        _set_path(data, _APPS_PATH, [])
+
+
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration: defaults, then the file at ``path`` (``${VAR:-default}``
+    substituted), then the environment ``env`` (``os.environ`` when None; tests pass dicts).
+
+    Logs unknown keys (warning, by dotted path) and the start-up warnings of
+    ``warnings_for``. Raises ``ConfigError`` listing every ``key.path: reason (from source)``.
+    """
+    env = os.environ if env is None else env
+    file_data = read_config_file(path, env) if path else {}
+    warn_unknown_keys(file_data)
+
+    data = json.loads(json.dumps(file_data))  # a deep copy that env overrides may change
+    sources: dict[str, str] = {}
+    problems = apply_env_overrides(data, env, sources)
+    if problems:
+        raise ConfigError(problems)
+    apply_default_app_env(data, env, sources)
+    _drop_embedded_app(data)
+
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, sources, file_data, path)) from None
+    for warning in warnings_for(config):
+        logger.warning(warning)
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warnings_for(config: Config) -> list[str]:
+    """Start-up warnings about a valid but risky configuration (``load_config`` logs them)."""
+    warnings = []
+    public_defaults = [
+        app.id for app in config.app_manager.array.apps if app.secret == DEFAULT_APP_SECRET
+    ]
+    if public_defaults and not is_loopback(config.host):
+        warnings.append(
+            f"!!! SECURITY: app(s) {', '.join(public_defaults)} use the public default secret "
+            f"'{DEFAULT_APP_SECRET}' while listening on {config.host}, which other machines can "
+            "reach: anyone can sign HTTP API calls and channel auth for them. Set "
+            "SOCKUDO_DEFAULT_APP_ID/KEY/SECRET or configure app_manager.array.apps with your "
+            "own secret. !!!"
+        )
+    return warnings

@@ -215,8 +215,11 @@ def member_removed(channel: str, member: PresenceMember) -> str:
     return dumps({"event": "pusher_internal:member_removed", "channel": channel, "data": data})
 
 
-def channel_event(event: str, channel: str, data: str, user_id: str | None = None) -> str:
-    """An application event; ``data`` is already text (Pusher delivers data as a string)."""
+def channel_event(
+    event: str, channel: str, data: JsonValue, user_id: str | int | None = None
+) -> str:
+    """An application event. HTTP-published ``data`` is text (Pusher delivers it as a string);
+    client events pass their ``data`` through as the client sent it."""
     frame: dict[str, Any] = {"event": event, "channel": channel, "data": data}
     if user_id is not None:
         frame["user_id"] = user_id

@@ -1,0 +1,56 @@
+"""The ``sockudo-py`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+from .config import Config, load_config
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="sockudo-py",
+        description="A Pusher-protocol-compatible WebSocket server. With no options it serves "
+        "the embedded default: port 6001, one app app-id/app-key/app-secret.",
+    )
+    parser.add_argument("--config", "-c", metavar="PATH", help="config.json to load")
+    parser.add_argument("--host", help="address to bind (overrides config and HOST)")
+    parser.add_argument("--port", type=int, help="port to bind (overrides config and PORT)")
+    parser.add_argument("--debug", action="store_true", help="verbose logging")
+    parser.add_argument("--version", action="version", version=f"sockudo-py {__version__}")
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config, dict(os.environ))
+    overrides = {
+        key: value
+        for key, value in (("host", args.host), ("port", args.port))
+        if value is not None
+    }
+    if args.debug:
+        overrides["debug"] = True
+    return config.model_copy(update=overrides)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = build_config(args)
+    except (ValueError, OSError) as exc:
+        print(f"sockudo-py: configuration error:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    from .server import run
+
+    logging.getLogger("sockudo_py").info(
+        "sockudo-py %s listening on %s:%s", __version__, config.host, config.port
+    )
+    run(config)

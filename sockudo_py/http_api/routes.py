@@ -1,0 +1,199 @@
+"""The HTTP API routes: ``/apps/{app_id}/...`` (signed) and ``/up``, ``/usage`` (open)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..adapters import Adapter
+from ..app_manager import AppManager
+from ..cache import Cache, channel_cache_key
+from ..config import App, Config
+from ..protocol import frames
+from ..protocol.channels import ChannelKind, channel_type, validate_channel_name
+from ..protocol.errors import ProtocolError
+from .auth import authenticate, read_body
+from .errors import ApiError, bad_request
+from .events import Event, parse_event, parse_info
+from .usage import memory_usage
+
+
+class HttpApi:
+    """Handlers of the HTTP API over the node's drivers."""
+
+    def __init__(self, config: Config, app_manager: AppManager, adapter: Adapter,
+                 cache: Cache) -> None:
+        self.config = config
+        self.app_manager = app_manager
+        self.adapter = adapter
+        self.cache = cache
+        self.body_limit = int(config.http_api.request_limit_in_mb * 1024 * 1024)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/apps/{app_id}/events", self.events, methods=["POST"]),
+            Route("/apps/{app_id}/batch_events", self.batch_events, methods=["POST"]),
+            Route("/apps/{app_id}/channels", self.channels, methods=["GET"]),
+            Route("/apps/{app_id}/channels/{channel}", self.channel, methods=["GET"]),
+            Route("/apps/{app_id}/channels/{channel}/users", self.users, methods=["GET"]),
+            Route(
+                "/apps/{app_id}/users/{user_id}/terminate_connections",
+                self.terminate,
+                methods=["POST"],
+            ),
+            Route("/up", self.up, methods=["GET"]),
+            Route("/up/{app_id}", self.up_app, methods=["GET"]),
+            Route("/usage", self.usage, methods=["GET"]),
+        ]
+
+    async def _signed(self, request: Request) -> tuple[App, bytes]:
+        body = await read_body(request, self.body_limit)
+        return await authenticate(request, self.app_manager, body), body
+
+    async def _json(self, request: Request) -> tuple[App, Any]:
+        app, body = await self._signed(request)
+        try:
+            return app, orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise bad_request("The body is not valid JSON") from None
+
+    # --- publishing ---------------------------------------------------------------------
+
+    async def events(self, request: Request) -> Response:
+        app, body = await self._json(request)
+        event = parse_event(body, app)
+        await self._publish(app, event)
+        if not event.info:
+            return JSONResponse({})
+        return JSONResponse({"channels": await self._channels_info(app, event)})
+
+    async def batch_events(self, request: Request) -> Response:
+        app, body = await self._json(request)
+        batch = body.get("batch") if isinstance(body, dict) else None
+        if not isinstance(batch, list):
+            raise bad_request("The body must be {\"batch\": [event, ...]}")
+        if len(batch) > app.max_event_batch_size:
+            raise bad_request(
+                f"A batch may hold at most {app.max_event_batch_size} events", "limit_exceeded"
+            )
+        events = [parse_event(item, app) for item in batch]
+        for event in events:
+            await self._publish(app, event)
+        if not any(event.info for event in events):
+            return JSONResponse({})
+        answers = []
+        for event in events:
+            info = await self._channels_info(app, event)
+            answers.append(info[event.channels[0]] if event.info else {})
+        return JSONResponse({"batch": answers})
+
+    async def _publish(self, app: App, event: Event) -> None:
+        ttl = self.config.channel_limits.cache_ttl
+        for channel in event.channels:
+            frame = frames.channel_event(event.name, channel, event.data)
+            if channel_type(channel).is_cache:
+                await self.cache.set(channel_cache_key(app.id, channel), frame, ttl)
+            await self.adapter.broadcast(app.id, channel, frame, event.socket_id)
+
+    async def _channels_info(self, app: App, event: Event) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for channel in event.channels:
+            info: dict[str, int] = {}
+            if "subscription_count" in event.info:
+                info["subscription_count"] = await self.adapter.channel_subscription_count(
+                    app.id, channel
+                )
+            if "user_count" in event.info and _is_presence(channel):
+                info["user_count"] = len(await self.adapter.channel_members(app.id, channel))
+            result[channel] = info
+        return result
+
+    # --- queries ------------------------------------------------------------------------
+
+    async def channels(self, request: Request) -> Response:
+        app, _ = await self._signed(request)
+        prefix = request.query_params.get("filter_by_prefix", "")
+        info = parse_info(request.query_params.get("info"), ("user_count", "subscription_count"))
+        if "user_count" in info and not prefix.startswith("presence-"):
+            raise bad_request("info=user_count needs filter_by_prefix=presence-")
+        counts = await self.adapter.channels(app.id)
+        result: dict[str, dict[str, int]] = {}
+        for name, count in sorted(counts.items()):
+            if not name.startswith(prefix) or count <= 0:
+                continue
+            entry: dict[str, int] = {}
+            if "subscription_count" in info:
+                entry["subscription_count"] = count
+            if "user_count" in info:
+                entry["user_count"] = len(await self.adapter.channel_members(app.id, name))
+            result[name] = entry
+        return JSONResponse({"channels": result})
+
+    async def channel(self, request: Request) -> Response:
+        app, _ = await self._signed(request)
+        channel = self._channel_param(request, app)
+        info = parse_info(
+            request.query_params.get("info"), ("user_count", "subscription_count", "cache")
+        )
+        presence = _is_presence(channel)
+        if "user_count" in info and not presence:
+            raise bad_request("info=user_count is only available on presence channels")
+        count = await self.adapter.channel_subscription_count(app.id, channel)
+        body: dict[str, Any] = {"occupied": count > 0}
+        if "subscription_count" in info:
+            body["subscription_count"] = count
+        if "user_count" in info:
+            body["user_count"] = len(await self.adapter.channel_members(app.id, channel))
+        if "cache" in info and channel_type(channel).is_cache:
+            key = channel_cache_key(app.id, channel)
+            cached, ttl = await self.cache.get(key), await self.cache.ttl(key)
+            if cached is not None:
+                body["cache"] = {"data": cached, "ttl": int(ttl or 0)}
+        return JSONResponse(body)
+
+    async def users(self, request: Request) -> Response:
+        app, _ = await self._signed(request)
+        channel = self._channel_param(request, app)
+        if not _is_presence(channel):
+            raise bad_request("Users are only available on presence channels")
+        members = await self.adapter.channel_members(app.id, channel)
+        return JSONResponse({"users": [{"id": key} for key in members]})
+
+    async def terminate(self, request: Request) -> Response:
+        app, _ = await self._signed(request)
+        await self.adapter.terminate_user_connections(app.id, request.path_params["user_id"])
+        return JSONResponse({})
+
+    @staticmethod
+    def _channel_param(request: Request, app: App) -> str:
+        channel: str = request.path_params["channel"]
+        try:
+            return validate_channel_name(channel, app.max_channel_name_length)
+        except ProtocolError as exc:
+            raise bad_request(exc.message) from None
+
+    # --- health -------------------------------------------------------------------------
+
+    async def up(self, request: Request) -> Response:
+        return PlainTextResponse("OK", headers={"X-Health-Check": "OK"})
+
+    async def up_app(self, request: Request) -> Response:
+        app = await self.app_manager.find_by_id(request.path_params["app_id"])
+        if app is None:
+            return PlainTextResponse("NOT_FOUND", 404, headers={"X-Health-Check": "NOT_FOUND"})
+        if not app.enabled:
+            return PlainTextResponse("ERROR", 503, headers={"X-Health-Check": "ERROR"})
+        return PlainTextResponse("OK", headers={"X-Health-Check": "OK"})
+
+    async def usage(self, request: Request) -> Response:
+        if not self.config.http_api.usage_enabled:
+            raise ApiError(404, "not_found", "Usage reporting is disabled")
+        return JSONResponse({"memory": memory_usage()})
+
+
+def _is_presence(channel: str) -> bool:
+    return channel_type(channel).kind is ChannelKind.PRESENCE

@@ -1,0 +1,107 @@
+"""Building and running a node: drivers from a ``Config``, the ASGI app, start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+
+from .adapters import Adapter, create_adapter
+from .app_manager import AppManager, create_app_manager
+from .cache import Cache, create_cache
+from .config import Config
+from .http_api import ApiError, HttpApi
+from .http_api.errors import api_error_handler, not_found_handler
+from .protocol.errors import ErrorCode
+from .ws import PusherEndpoint, PusherHandler
+
+log = logging.getLogger("sockudo_py.server")
+
+
+@dataclass
+class Node:
+    """Everything one server process runs, built from its ``Config``."""
+
+    config: Config
+    app_manager: AppManager
+    adapter: Adapter
+    cache: Cache
+    endpoint: PusherEndpoint
+    http_api: HttpApi
+
+    @classmethod
+    def build(cls, config: Config) -> Node:
+        app_manager = create_app_manager(config.app_manager)
+        adapter = create_adapter(config.adapter)
+        cache = create_cache(config.cache)
+        handler = PusherHandler(adapter, cache)
+        endpoint = PusherEndpoint(config, app_manager, adapter, handler)
+        return cls(config, app_manager, adapter, cache, endpoint,
+                   HttpApi(config, app_manager, adapter, cache))
+
+    def asgi_app(self) -> Starlette:
+        routes = [WebSocketRoute("/app/{key}", self.endpoint), *self.http_api.routes()]
+        return Starlette(
+            routes=routes,
+            exception_handlers={ApiError: api_error_handler, 404: not_found_handler,
+                                405: not_found_handler},
+            lifespan=self._lifespan,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        await self.cache.start()
+        await self.app_manager.start()
+        await self.adapter.start()
+        timers = asyncio.get_running_loop().create_task(self.endpoint.run_timers())
+        try:
+            yield
+        finally:
+            timers.cancel()
+            await self.adapter.stop()
+            await self.app_manager.stop()
+            await self.cache.stop()
+
+    async def drain(self) -> None:
+        """Refuse new sockets, close open ones with 4200 and give them a moment to flush."""
+        await self.endpoint.close_all(ErrorCode.RECONNECT, "Server is shutting down")
+        for _ in range(20):
+            if not self.endpoint.connections:
+                break
+            await asyncio.sleep(0.05)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but our sockets get 4200 before uvicorn closes them with 1012."""
+
+    def __init__(self, config: uvicorn.Config, node: Node) -> None:
+        super().__init__(config)
+        self.node = node
+
+    async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        await self.node.drain()
+        await super().shutdown(sockets)  # type: ignore[arg-type]
+
+
+def run(config: Config) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    node = Node.build(config)
+    uv_config = uvicorn.Config(
+        node.asgi_app(),
+        host=config.host,
+        port=config.port,
+        ws_max_size=config.websocket_max_payload_kb * 1024,
+        ws_ping_interval=None,
+        ws_ping_timeout=None,
+        log_level="debug" if config.debug else "warning",
+        access_log=config.debug,
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, int(config.shutdown_grace_period)),
+    )
+    _Server(uv_config, node).run()

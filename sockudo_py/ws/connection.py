@@ -1,0 +1,187 @@
+"""``Connection``: one WebSocket's state and its outbound buffer.
+
+Sending is synchronous and cheap: ``send`` appends the frame to a deque and wakes the
+connection's single writer task, which drains the deque into the socket. A socket whose
+buffer passes its limit is a slow consumer and is closed (4100).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ..config import App
+from ..protocol import frames
+from ..protocol.errors import ErrorCode
+from ..protocol.frames import PresenceMember
+
+log = logging.getLogger("sockudo_py.ws")
+
+AsgiSend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class Connection:
+    """A connected socket of ``app``.
+
+    ``channels`` maps each subscribed channel to its presence member (or ``None``).
+    After ``close`` nothing more is queued; the writer flushes what was queued, then sends
+    the close frame. ``abort`` drops the queue first (slow consumers).
+    """
+
+    __slots__ = (
+        "_asgi_send",
+        "_events_count",
+        "_events_window",
+        "on_abort",
+        "_queue",
+        "_queued_bytes",
+        "_wake",
+        "_writer",
+        "app",
+        "authenticated",
+        "channels",
+        "close_code",
+        "close_reason",
+        "connected_at",
+        "last_activity",
+        "max_bytes",
+        "max_messages",
+        "drop_when_full",
+        "ping_sent_at",
+        "socket_id",
+        "user_data",
+        "user_id",
+        "watchlist",
+    )
+
+    def __init__(
+        self,
+        socket_id: str,
+        app: App,
+        asgi_send: AsgiSend,
+        max_messages: int,
+        max_bytes: int | None,
+        drop_when_full: bool = False,
+    ) -> None:
+        self.socket_id = socket_id
+        self.app = app
+        self.user_id: str | None = None
+        self.user_data: str | None = None
+        self.watchlist: list[str] = []
+        self.authenticated = False
+        self.channels: dict[str, PresenceMember | None] = {}
+        self.connected_at = self.last_activity = time.monotonic()
+        self.ping_sent_at: float | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.drop_when_full = drop_when_full
+        self._asgi_send = asgi_send
+        self._queue: deque[str] = deque()
+        self._queued_bytes = 0
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._events_window = 0.0
+        self._events_count = 0
+        self.on_abort: Callable[[], None] | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self.close_code is not None
+
+    def start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def send(self, frame: str) -> None:
+        if self.close_code is not None:
+            return
+        queue = self._queue
+        if len(queue) >= self.max_messages or (
+            self.max_bytes is not None and self._queued_bytes + len(frame) > self.max_bytes
+        ):
+            if self.drop_when_full:
+                return
+            self.abort(ErrorCode.OVER_CAPACITY, "Slow consumer: send buffer full")
+            return
+        queue.append(frame)
+        self._queued_bytes += len(frame)
+        self._wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+            self._wake.set()
+
+    def abort(self, code: int, reason: str) -> None:
+        """Close at once, dropping whatever is still queued, and let the endpoint forget the
+        socket without waiting for a peer that may not be reading."""
+        if self.close_code is not None:
+            return
+        self._queue.clear()
+        self._queued_bytes = 0
+        log.info("closing %s: %s", self.socket_id, reason)
+        self.close(code, reason)
+        if self.on_abort is not None:
+            self.on_abort()
+
+    def allow_client_event(self) -> bool:
+        """Count a client event against ``max_client_events_per_second`` per
+        ``decay_seconds`` (a fixed window); False when over the limit."""
+        limit = self.app.max_client_events_per_second
+        if limit <= 0:
+            return True
+        now = time.monotonic()
+        if now - self._events_window >= self.app.decay_seconds:
+            self._events_window, self._events_count = now, 0
+        self._events_count += 1
+        return self._events_count <= limit
+
+    def error(self, code: int, message: str) -> None:
+        self.send(frames.error(code, message))
+
+    def fail(self, code: int, message: str) -> None:
+        """Send ``pusher:error`` with ``code`` and close with the same code."""
+        self.error(code, message)
+        self.close(code, message)
+
+    async def _write_loop(self) -> None:
+        send = self._asgi_send
+        queue = self._queue
+        wake = self._wake
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                while queue:
+                    frame = queue.popleft()
+                    self._queued_bytes -= len(frame)
+                    await send({"type": "websocket.send", "text": frame})
+                if self.close_code is not None:
+                    await send(
+                        {
+                            "type": "websocket.close",
+                            "code": self.close_code,
+                            "reason": self.close_reason[:120],
+                        }
+                    )
+                    return
+        except (OSError, RuntimeError, asyncio.CancelledError):
+            # the peer went away (or we are being torn down): nothing left to deliver
+            if self.close_code is None:
+                self.close_code = 1006
+            return
+
+    async def stop_writer(self) -> None:
+        """Cancel the writer (the socket is gone) and wait for it."""
+        writer = self._writer
+        if writer is not None and not writer.done():
+            writer.cancel()
+            try:
+                await writer
+            except asyncio.CancelledError:
+                pass

@@ -1,0 +1,164 @@
+"""The ``/app/{key}`` WebSocket endpoint: admission, the read loop and the timers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from ..adapters import Adapter
+from ..app_manager import AppManager
+from ..config import App, Config
+from ..protocol import frames
+from ..protocol.errors import ErrorCode
+from .connection import AsgiSend, Connection
+from .handler import PusherHandler
+from .origins import origin_allowed
+
+log = logging.getLogger("sockudo_py.ws")
+
+PONG_TIMEOUT = 30.0
+Scope = MutableMapping[str, Any]
+
+
+def new_socket_id() -> str:
+    """Two random integers joined by a dot, as Pusher's socket ids are."""
+    return f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}"
+
+
+class PusherEndpoint:
+    """ASGI app for ``/app/{key}``: one instance serves every connection of the node.
+
+    ``connections`` holds every open connection; ``sweep`` (run by ``run_timers``) sends the
+    activity ping, closes 4201 when no pong follows, and closes 4009 sockets that did not
+    authenticate in time where the app asks for it.
+    """
+
+    def __init__(
+        self, config: Config, app_manager: AppManager, adapter: Adapter, handler: PusherHandler
+    ) -> None:
+        self.config = config
+        self.app_manager = app_manager
+        self.adapter = adapter
+        self.handler = handler
+        self.connections: dict[str, Connection] = {}
+        self.accepting = True
+        self.pong_timeout = PONG_TIMEOUT
+
+    async def __call__(self, scope: Scope, receive: Any, send: AsgiSend) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        app, refusal = await self._admit(scope)
+        if refusal is not None:
+            code, message = refusal
+            await send({"type": "websocket.send", "text": frames.error(code, message)})
+            await send({"type": "websocket.close", "code": code, "reason": message})
+            return
+        assert app is not None
+        ws = self.config.websocket
+        conn = Connection(
+            new_socket_id(), app, send, ws.max_messages, ws.max_bytes,
+            drop_when_full=not ws.disconnect_on_buffer_full,
+        )
+        task = asyncio.current_task()
+        conn.on_abort = task.cancel if task is not None else None
+        self.connections[conn.socket_id] = conn
+        await self.adapter.add_socket(app.id, conn)
+        conn.start()
+        conn.send(frames.connection_established(conn.socket_id, self.config.activity_timeout))
+        try:
+            await self._read_loop(conn, receive)
+        except asyncio.CancelledError:
+            pass  # aborted (slow consumer) or server stopping
+        finally:
+            self.connections.pop(conn.socket_id, None)
+            await self.handler.disconnected(conn)
+            if conn.close_code is None or conn.close_code == 1006:
+                await conn.stop_writer()
+
+    async def _read_loop(self, conn: Connection, receive: Any) -> None:
+        handle = self.handler.handle
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                if conn.closing:
+                    continue
+                text = message.get("text")
+                await handle(conn, text if text is not None else message.get("bytes") or b"")
+            elif kind == "websocket.disconnect":
+                if conn.close_code is None:
+                    conn.close_code = 1006
+                return
+
+    async def _admit(self, scope: Scope) -> tuple[App | None, tuple[int, str] | None]:
+        if not self.accepting:
+            return None, (ErrorCode.RECONNECT, "Server is shutting down")
+        key = scope["path_params"]["key"]
+        try:
+            app = await self.app_manager.find_by_key(key)
+        except Exception:
+            log.exception("app lookup for key %r failed", key)
+            app = None
+        if app is None:
+            return None, (ErrorCode.APP_NOT_FOUND, f"App key {key} does not exist")
+        if not app.enabled:
+            return None, (ErrorCode.APP_DISABLED, "Application is disabled")
+        if app.allowed_origins:
+            origin = _header(scope, b"origin")
+            if not origin_allowed(origin, app.allowed_origins):
+                return None, (ErrorCode.UNAUTHORIZED, "Origin not allowed")
+        node_limit = self.config.max_connections
+        if node_limit > 0 and len(self.connections) >= node_limit:
+            return None, (ErrorCode.OVER_CAPACITY, "Over capacity")
+        if app.max_connections > 0 and (
+            await self.adapter.sockets_count(app.id) >= app.max_connections
+        ):
+            return None, (ErrorCode.APP_OVER_QUOTA, "Application is over connection quota")
+        return app, None
+
+    # --- timers ------------------------------------------------------------------------
+
+    def sweep(self, now: float) -> None:
+        """One pass of the activity and authentication timers over every connection."""
+        idle_after = self.config.activity_timeout
+        auth_after = self.config.user_authentication_timeout
+        for conn in list(self.connections.values()):
+            if conn.closing:
+                continue
+            if conn.ping_sent_at is not None:
+                if now - conn.ping_sent_at > self.pong_timeout:
+                    conn.close(ErrorCode.PONG_NOT_RECEIVED, "Pong reply not received")
+                    continue
+            elif now - conn.last_activity > idle_after:
+                conn.ping_sent_at = now
+                conn.send(frames.PING)
+            if (
+                conn.app.enable_user_authentication
+                and not conn.authenticated
+                and now - conn.connected_at > auth_after
+            ):
+                conn.fail(ErrorCode.UNAUTHORIZED, "Connection not authorized within timeout.")
+
+    async def run_timers(self) -> None:
+        interval = max(0.1, min(1.0, self.config.activity_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.sweep(time.monotonic())
+
+    async def close_all(self, code: int, reason: str) -> None:
+        """Refuse new sockets and close every open one (graceful shutdown)."""
+        self.accepting = False
+        for conn in list(self.connections.values()):
+            conn.fail(code, reason)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

@@ -1,0 +1,260 @@
+"""``PusherHandler``: what the server does with each client frame, and on disconnect."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+
+from ..adapters import Adapter
+from ..cache import Cache, channel_cache_key
+from ..protocol import frames
+from ..protocol.channels import (
+    ChannelKind,
+    channel_type,
+    server_to_user_id,
+    validate_channel_name,
+)
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.frames import ClientFrame, PresenceMember
+from ..protocol.signatures import verify_channel_auth, verify_user_auth
+from .connection import Connection
+
+log = logging.getLogger("sockudo_py.ws")
+
+CLIENT_EVENT_PREFIX = "client-"
+
+
+class SubscriptionRefused(Exception):
+    """A subscribe that fails: answered with ``pusher:subscription_error`` on the channel."""
+
+    def __init__(self, kind: str, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.kind, self.reason, self.status = kind, reason, status
+
+
+class PusherHandler:
+    """Dispatches client frames of every connection on this node.
+
+    Frames of one connection are handled one at a time, in order. Nothing raised by bad
+    input leaves ``handle``: it becomes a ``pusher:error`` (or ``pusher:subscription_error``)
+    and the socket stays open unless the protocol says to close it.
+    """
+
+    def __init__(self, adapter: Adapter, cache: Cache) -> None:
+        self.adapter = adapter
+        self.cache = cache
+
+    async def handle(self, conn: Connection, raw: str | bytes) -> None:
+        conn.last_activity = time.monotonic()
+        conn.ping_sent_at = None
+        try:
+            frame = frames.parse_frame(raw)
+            event = frame.event
+            if event == "pusher:ping":
+                conn.send(frames.PONG)
+            elif event == "pusher:pong":
+                pass
+            elif event == "pusher:subscribe":
+                await self.subscribe(conn, frames.parse_subscribe(frame.data))
+            elif event == "pusher:unsubscribe":
+                await self.unsubscribe(conn, frames.parse_unsubscribe(frame.data))
+            elif event == "pusher:signin":
+                await self.signin(conn, frames.parse_signin(frame.data))
+            elif event.startswith(CLIENT_EVENT_PREFIX):
+                await self.client_event(conn, frame)
+            else:
+                raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"Unknown event {event!r}")
+        except ProtocolError as exc:
+            conn.error(exc.code, exc.message)
+        except Exception:
+            log.exception("error handling a frame of %s", conn.socket_id)
+            conn.error(ErrorCode.INVALID_MESSAGE, "Internal server error")
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    async def subscribe(self, conn: Connection, request: frames.Subscribe) -> None:
+        channel = request.channel
+        try:
+            member = self._authorize(conn, request)
+            if channel in conn.channels:
+                await self._succeeded(conn, channel, member)
+                return
+            if member is not None:
+                await self._check_presence_room(conn, channel, member)
+        except SubscriptionRefused as refused:
+            conn.send(frames.subscription_error(channel, refused.kind, refused.reason,
+                                                refused.status))
+            return
+        app_id = conn.app.id
+        conn.channels[channel] = member
+        result = await self.adapter.subscribe(app_id, channel, conn, member)
+        if channel_type(channel).requires_auth:
+            conn.authenticated = True
+        await self._succeeded(conn, channel, member)
+        if member is not None and result.first_for_user:
+            await self.adapter.broadcast(
+                app_id, channel, frames.member_added(channel, member), conn.socket_id
+            )
+        if channel_type(channel).is_cache:
+            cached = await self.cache.get(channel_cache_key(app_id, channel))
+            conn.send(cached if cached is not None else frames.cache_miss(channel))
+        await self._count_changed(conn, channel, result.subscription_count)
+
+    def _authorize(self, conn: Connection, request: frames.Subscribe) -> PresenceMember | None:
+        """Check name and signature; the presence member for presence channels."""
+        app, channel = conn.app, request.channel
+        try:
+            validate_channel_name(channel, app.max_channel_name_length)
+        except ProtocolError as exc:
+            raise SubscriptionRefused("InvalidChannel", exc.message, exc.code) from None
+        kind = channel_type(channel).kind
+        if kind is ChannelKind.SERVER_TO_USER:
+            if conn.user_id is None or conn.user_id != server_to_user_id(channel):
+                raise SubscriptionRefused(
+                    "AuthError", "Only the signed-in user may subscribe to its channel", 401
+                )
+            return None
+        if kind is ChannelKind.PUBLIC:
+            return None
+        channel_data = request.channel_data if kind is ChannelKind.PRESENCE else None
+        if not verify_channel_auth(
+            request.auth, app.key, app.secret, conn.socket_id, channel, channel_data
+        ):
+            raise SubscriptionRefused("AuthError", "Invalid signature", 401)
+        if kind is not ChannelKind.PRESENCE:
+            return None
+        try:
+            member = frames.parse_channel_data(channel_data)
+        except ProtocolError as exc:
+            raise SubscriptionRefused("AuthError", exc.message, 401) from None
+        limit = app.max_presence_member_size_in_kb * 1024
+        if len(orjson.dumps(member.user_info)) > limit:
+            raise SubscriptionRefused(
+                "LimitReached",
+                f"user_info is larger than {app.max_presence_member_size_in_kb} KB",
+                ErrorCode.CHANNEL_ERROR,
+            )
+        return member
+
+    async def _check_presence_room(
+        self, conn: Connection, channel: str, member: PresenceMember
+    ) -> None:
+        members = await self.adapter.channel_members(conn.app.id, channel)
+        limit = conn.app.max_presence_members_per_channel
+        if member.key not in members and len(members) >= limit:
+            raise SubscriptionRefused(
+                "LimitReached",
+                f"The presence channel already has {limit} members",
+                ErrorCode.OVER_CAPACITY,
+            )
+
+    async def _succeeded(self, conn: Connection, channel: str, member: PresenceMember | None) -> None:
+        if member is None:
+            conn.send(frames.subscription_succeeded(channel))
+            return
+        members = await self.adapter.channel_members(conn.app.id, channel)
+        members.setdefault(member.key, member)
+        conn.send(frames.subscription_succeeded(channel, members))
+
+    async def _count_changed(self, conn: Connection, channel: str, count: int) -> None:
+        if conn.app.enable_subscription_count and channel_type(channel).kind is not (
+            ChannelKind.PRESENCE
+        ):
+            await self.adapter.broadcast(
+                conn.app.id, channel, frames.subscription_count(channel, count)
+            )
+
+    async def unsubscribe(self, conn: Connection, channel: str) -> None:
+        if channel not in conn.channels:
+            return  # Pusher ignores an unsubscribe from a channel the socket is not in
+        del conn.channels[channel]
+        result = await self.adapter.unsubscribe(conn.app.id, channel, conn)
+        if result.member_gone is not None:
+            await self.adapter.broadcast(
+                conn.app.id, channel, frames.member_removed(channel, result.member_gone)
+            )
+        if result.subscription_count:
+            await self._count_changed(conn, channel, result.subscription_count)
+
+    # --- user authentication -----------------------------------------------------------
+
+    async def signin(self, conn: Connection, request: frames.Signin) -> None:
+        app = conn.app
+        if not verify_user_auth(request.auth, app.key, app.secret, conn.socket_id,
+                                request.user_data):
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "Connection not authorized for signin.")
+        user = frames.parse_user_data(request.user_data)
+        if conn.user_id is not None:
+            await self._forget_user(conn)
+        conn.user_id, conn.user_data, conn.authenticated = user.id, request.user_data, True
+        count = await self.adapter.add_user(app.id, conn)
+        conn.send(frames.signin_success(request.user_data))
+        if app.enable_watchlist_events:
+            await self._start_watching(conn, user.watchlist, count == 1)
+
+    async def _start_watching(self, conn: Connection, watchlist: list[str], first: bool) -> None:
+        app_id = conn.app.id
+        ns = self.adapter.namespace(app_id)
+        conn.watchlist = watchlist
+        ns.watch(conn, watchlist)
+        online = [u for u in watchlist if await self.adapter.user_socket_count(app_id, u)]
+        offline = [u for u in watchlist if u not in online]
+        conn.send(frames.watchlist_events([("online", online), ("offline", offline)]))
+        if first:
+            assert conn.user_id is not None
+            ns.notify_watchers(conn.user_id, frames.watchlist_events([("online", [conn.user_id])]))
+
+    async def _forget_user(self, conn: Connection) -> None:
+        app_id, user_id = conn.app.id, conn.user_id
+        assert user_id is not None
+        ns = self.adapter.namespace(app_id)
+        ns.unwatch(conn, conn.watchlist)
+        remaining = await self.adapter.remove_user(app_id, conn)
+        if remaining == 0 and conn.app.enable_watchlist_events:
+            ns.notify_watchers(user_id, frames.watchlist_events([("offline", [user_id])]))
+        conn.user_id = None
+        conn.watchlist = []
+
+    # --- client events -----------------------------------------------------------------
+
+    async def client_event(self, conn: Connection, frame: ClientFrame) -> None:
+        app, channel = conn.app, frame.channel
+
+        def reject(reason: str) -> ProtocolError:
+            return ProtocolError(ErrorCode.CLIENT_EVENT_REJECTED, reason)
+
+        if not app.enable_client_messages:
+            raise reject("Client events are not enabled for this app")
+        if channel is None:
+            raise reject("Client events need a channel")
+        if not channel_type(channel).allows_client_events:
+            raise reject("Client events can only be sent to private or presence channels")
+        if channel not in conn.channels:
+            raise reject(f"Not subscribed to {channel}")
+        if len(frame.event) > app.max_event_name_length:
+            raise reject(f"Event name is longer than {app.max_event_name_length} characters")
+        if len(orjson.dumps(frame.data)) > app.max_event_payload_in_kb * 1024:
+            raise reject(f"Event data is larger than {app.max_event_payload_in_kb} KB")
+        if not conn.allow_client_event():
+            if app.terminate_on_limit:
+                conn.fail(ErrorCode.CLIENT_EVENT_REJECTED, "Client event rate limit exceeded")
+                return
+            raise reject("Client event rate limit exceeded")
+        member = conn.channels[channel]
+        user_id = member.user_id if member is not None else None
+        await self.adapter.broadcast(
+            app.id, channel, frames.channel_event(frame.event, channel, frame.data, user_id),
+            conn.socket_id,
+        )
+
+    # --- disconnect ----------------------------------------------------------------------
+
+    async def disconnected(self, conn: Connection) -> None:
+        """Leave every channel, sign out, forget the socket: the socket is gone."""
+        for channel in list(conn.channels):
+            await self.unsubscribe(conn, channel)
+        if conn.user_id is not None:
+            await self._forget_user(conn)
+        await self.adapter.remove_socket(conn.app.id, conn)
