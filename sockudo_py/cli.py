@@ -28,9 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     config = load_config(args.config, dict(os.environ))
     overrides = {
-        key: value
-        for key, value in (("host", args.host), ("port", args.port))
-        if value is not None
+        key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None
     }
     if args.debug:
         overrides["debug"] = True

@@ -106,10 +106,10 @@ class WebhookFilter(Section):
     same fields; ``channel_pattern`` is a regular expression (Sockudo)."""
 
     channel_name_starts_with: str | None = Field(
-        None, validation_alias=AliasChoices("channel_name_starts_with", "channel_prefix")
+        default=None, validation_alias=AliasChoices("channel_name_starts_with", "channel_prefix")
     )
     channel_name_ends_with: str | None = Field(
-        None, validation_alias=AliasChoices("channel_name_ends_with", "channel_suffix")
+        default=None, validation_alias=AliasChoices("channel_name_ends_with", "channel_suffix")
     )
     channel_pattern: str | None = None
     sockudo_only_keys = frozenset({"channel_namespace", "channel_namespaces"})
@@ -131,7 +131,7 @@ class WebhookLambda(Section):
 
     function_name: str | None = None
     region: str = "us-east-1"
-    async_: bool = Field(True, validation_alias=AliasChoices("async", "async_"))
+    async_: bool = Field(default=True, validation_alias=AliasChoices("async", "async_"))
     client_options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -152,7 +152,9 @@ class Webhook(Section):
 
     url: str | None = None
     lambda_function: str | None = None
-    lambda_: WebhookLambda | None = Field(None, validation_alias=AliasChoices("lambda", "lambda_"))
+    lambda_: WebhookLambda | None = Field(
+        default=None, validation_alias=AliasChoices("lambda", "lambda_")
+    )
     event_types: list[str] = Field(default_factory=list)
     filter: WebhookFilter | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -188,6 +190,21 @@ _SOKETI_APP_ALIASES: dict[str, tuple[str, ...]] = {
 _POLICY_GROUPS = ("limits", "features", "channels")
 
 
+def flatten_app_policy(data: Any) -> Any:
+    """Turn Sockudo's ``{policy: {limits, features, channels, webhooks}}`` app shape into the
+    flat one; policy values win over flat fields of the same name."""
+    if not isinstance(data, dict) or not isinstance(data.get("policy"), dict):
+        return data
+    flat = {k: v for k, v in data.items() if k != "policy"}
+    policy = data["policy"]
+    for group in _POLICY_GROUPS:
+        if isinstance(policy.get(group), dict):
+            flat.update(policy[group])
+    if "webhooks" in policy:
+        flat["webhooks"] = policy["webhooks"]
+    return flat
+
+
 class App(BaseModel):
     """One tenant: credentials, feature switches and limits.
 
@@ -196,8 +213,8 @@ class App(BaseModel):
     ``max_read_requests_per_second`` is read as ``None`` (not limited). An app without
     ``enabled`` is enabled. Every field accepts snake_case, camelCase and PascalCase keys plus
     soketi's database spellings (``AppId``, ``max_client_events_per_sec``...). Sockudo's nested
-    ``policy`` object ({limits, features, channels, webhooks}) is flattened; as in Sockudo, when
-    present it replaces the flat limit fields. ``webhooks`` may be a JSON string (soketi's SQL
+    ``policy`` object ({limits, features, channels, webhooks}) is flattened, its values winning
+    over flat fields. ``webhooks`` may be a JSON string (soketi's SQL
     column).
     """
 
@@ -248,16 +265,7 @@ class App(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _flatten_policy(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not isinstance(data.get("policy"), dict):
-            return data
-        flat = {k: v for k, v in data.items() if k != "policy"}
-        policy = data["policy"]
-        for group in _POLICY_GROUPS:
-            if isinstance(policy.get(group), dict):
-                flat.update(policy[group])
-        if "webhooks" in policy:
-            flat["webhooks"] = policy["webhooks"]
-        return flat
+        return flatten_app_policy(data)
 
     @field_validator("id", "key", "secret", mode="before")
     @classmethod
@@ -685,7 +693,7 @@ class RedisClusterConnection(Section):
     nodes: list[RedisNode] = Field(default_factory=list)
     username: str | None = None
     password: str | None = None
-    use_tls: bool = Field(False, validation_alias=AliasChoices("use_tls", "useTLS"))
+    use_tls: bool = Field(default=False, validation_alias=AliasChoices("use_tls", "useTLS"))
 
 
 class RedisConnection(Section):
@@ -706,7 +714,7 @@ class RedisConnection(Section):
     name: str = "mymaster"
     sentinel_tls: RedisTlsConfig = Field(default_factory=RedisTlsConfig)
     master_tls: RedisTlsConfig = Field(default_factory=RedisTlsConfig)
-    cluster: RedisClusterConnection = Field(default_factory=RedisClusterConnection)
+    cluster: RedisClusterConnection = Field(default_factory=lambda: RedisClusterConnection())
     cluster_nodes: list[RedisNode] = Field(default_factory=list)
 
     def to_url(self) -> str:
@@ -758,7 +766,7 @@ class DynamoDbConfig(Section):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_profile_name: str | None = Field(
-        None, validation_alias=AliasChoices("aws_profile_name", "profile_name")
+        default=None, validation_alias=AliasChoices("aws_profile_name", "profile_name")
     )
 
 
@@ -770,7 +778,7 @@ class DatabaseConfig(Section):
     redis: RedisConnection = Field(default_factory=RedisConnection)
     mysql: SqlConnection = Field(default_factory=SqlConnection)
     postgres: SqlConnection = Field(default_factory=lambda: SqlConnection(port=5432))
-    dynamodb: DynamoDbConfig = Field(default_factory=DynamoDbConfig)
+    dynamodb: DynamoDbConfig = Field(default_factory=lambda: DynamoDbConfig())
 
 
 class DatabasePooling(Section):
@@ -998,11 +1006,229 @@ def _nodes(text: str) -> list[dict[str, Any]]:
     return [RedisNode.from_seed(seed).model_dump() for seed in _csv(text)]
 
 
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "str": _str,
+    "str?": _opt_str,
+    "int": _int,
+    "int?": _opt_int,
+    "float": _float,
+    "bool": parse_bool,
+    "list": _csv,
+    "nodes": _nodes,
+}
+
+# name                                    type   dotted key path(s) in config.json
+_ENV_TABLE = """
+HOST                                      str    host
+PORT                                      int    port
+DEBUG_MODE                                bool   debug
+DEBUG                                     bool+  debug
+ENVIRONMENT                               str    mode
+ACTIVITY_TIMEOUT                          int    activity_timeout
+SHUTDOWN_GRACE_PERIOD                     float  shutdown_grace_period
+USER_AUTHENTICATION_TIMEOUT               int    user_authentication_timeout
+WEBSOCKET_MAX_PAYLOAD_KB                  int    websocket_max_payload_kb
+SOCKUDO_MAX_CONNECTIONS                   int    max_connections
+INSTANCE_PROCESS_ID                       str?   instance.process_id
+SOCKUDO_SERVER_ROLE                       str    server_role
+HEALTH_CHECK_TIMEOUT_MS                   int    health_check_timeout_ms
+
+ADAPTER_DRIVER                            str    adapter.driver
+CACHE_DRIVER                              str    cache.driver
+QUEUE_DRIVER                              str    queue.driver
+APP_MANAGER_DRIVER                        str    app_manager.driver
+RATE_LIMITER_DRIVER                       str    rate_limiter.driver
+METRICS_DRIVER                            str    metrics.driver
+ADAPTER_BUFFER_MULTIPLIER_PER_CPU         int    adapter.buffer_multiplier_per_cpu
+ADAPTER_ENABLE_SOCKET_COUNTING            bool   adapter.enable_socket_counting
+ADAPTER_AGGREGATE_COUNTS                  bool   adapter.aggregate_counts
+ADAPTER_FAST_PRESENCE_TRANSITIONS         bool   adapter.fast_presence_transitions
+ADAPTER_FALLBACK_TO_LOCAL                 bool   adapter.fallback_to_local
+
+REDIS_URL                                 str    database.redis.url cache.redis.url_override
+                                                 queue.redis.url_override
+                                                 rate_limiter.redis.url_override
+                                                 adapter.redis.redis_pub_options.url
+                                                 adapter.redis.redis_sub_options.url
+DATABASE_REDIS_HOST                       str    database.redis.host
+DATABASE_REDIS_PORT                       int    database.redis.port
+DATABASE_REDIS_USERNAME                   str?   database.redis.username
+DATABASE_REDIS_PASSWORD                   str    database.redis.password
+DATABASE_REDIS_DB                         int    database.redis.db
+DATABASE_REDIS_KEY_PREFIX                 str    database.redis.key_prefix
+DATABASE_REDIS_SENTINEL_USERNAME          str?   database.redis.sentinel_username
+DATABASE_REDIS_SENTINEL_PASSWORD          str?   database.redis.sentinel_password
+DATABASE_REDIS_SENTINEL_TLS_ENABLED       bool   database.redis.sentinel_tls.enabled
+DATABASE_REDIS_SENTINEL_TLS_ACCEPT_INVALID_CERTS bool
+                                                 database.redis.sentinel_tls.accept_invalid_certs
+DATABASE_REDIS_SENTINEL_TLS_CA_PATH       str?   database.redis.sentinel_tls.ca_path
+DATABASE_REDIS_SENTINEL_TLS_CLIENT_CERT_PATH str? database.redis.sentinel_tls.client_cert_path
+DATABASE_REDIS_SENTINEL_TLS_CLIENT_KEY_PATH str? database.redis.sentinel_tls.client_key_path
+DATABASE_REDIS_MASTER_TLS_ENABLED         bool   database.redis.master_tls.enabled
+DATABASE_REDIS_MASTER_TLS_ACCEPT_INVALID_CERTS bool database.redis.master_tls.accept_invalid_certs
+DATABASE_REDIS_MASTER_TLS_CA_PATH         str?   database.redis.master_tls.ca_path
+DATABASE_REDIS_MASTER_TLS_CLIENT_CERT_PATH str?  database.redis.master_tls.client_cert_path
+DATABASE_REDIS_MASTER_TLS_CLIENT_KEY_PATH str?   database.redis.master_tls.client_key_path
+DATABASE_REDIS_CLUSTER_USERNAME           str?   database.redis.cluster.username
+DATABASE_REDIS_CLUSTER_PASSWORD           str    database.redis.cluster.password
+DATABASE_REDIS_CLUSTER_USE_TLS            bool   database.redis.cluster.use_tls
+REDIS_CLUSTER_NODES                       list   adapter.cluster.nodes queue.redis_cluster.nodes
+REDIS_CLUSTER_NODES                       nodes  database.redis.cluster.nodes
+                                                 database.redis.cluster_nodes
+DATABASE_REDIS_CLUSTER_NODES              list   adapter.cluster.nodes queue.redis_cluster.nodes
+DATABASE_REDIS_CLUSTER_NODES              nodes  database.redis.cluster.nodes
+                                                 database.redis.cluster_nodes
+REDIS_CLUSTER_QUEUE_CONCURRENCY           int    queue.redis_cluster.concurrency
+REDIS_CLUSTER_QUEUE_REQUEST_TIMEOUT_MS    int    queue.redis_cluster.request_timeout_ms
+REDIS_CLUSTER_QUEUE_PREFIX                str    queue.redis_cluster.prefix
+
+DATABASE_MYSQL_HOST                       str    database.mysql.host
+DATABASE_MYSQL_PORT                       int    database.mysql.port
+DATABASE_MYSQL_USERNAME                   str    database.mysql.username
+DATABASE_MYSQL_PASSWORD                   str    database.mysql.password
+DATABASE_MYSQL_DATABASE                   str    database.mysql.database
+DATABASE_MYSQL_TABLE_NAME                 str    database.mysql.table_name
+DATABASE_MYSQL_POOL_MIN                   int    database.mysql.pool_min
+DATABASE_MYSQL_POOL_MAX                   int    database.mysql.pool_max
+DATABASE_POSTGRES_HOST                    str    database.postgres.host
+DATABASE_POSTGRES_PORT                    int    database.postgres.port
+DATABASE_POSTGRES_USERNAME                str    database.postgres.username
+DATABASE_POSTGRES_PASSWORD                str    database.postgres.password
+DATABASE_POSTGRES_DATABASE                str    database.postgres.database
+DATABASE_POSTGRES_POOL_MIN                int    database.postgres.pool_min
+DATABASE_POSTGRES_POOL_MAX                int    database.postgres.pool_max
+DATABASE_DYNAMODB_REGION                  str    database.dynamodb.region
+DATABASE_DYNAMODB_TABLE_NAME              str    database.dynamodb.table_name
+DATABASE_DYNAMODB_ENDPOINT_URL            str?   database.dynamodb.endpoint_url
+AWS_ACCESS_KEY_ID                         str?   database.dynamodb.aws_access_key_id
+AWS_SECRET_ACCESS_KEY                     str?   database.dynamodb.aws_secret_access_key
+DATABASE_POOLING_ENABLED                  bool   database_pooling.enabled
+DATABASE_POOL_MIN                         int    database_pooling.min
+DATABASE_POOL_MAX                         int    database_pooling.max
+DATABASE_CONNECTION_POOL_SIZE             int    database.mysql.connection_pool_size
+                                                 database.postgres.connection_pool_size
+
+CACHE_TTL_SECONDS                         int    cache.memory.ttl app_manager.cache.ttl
+                                                 channel_limits.cache_ttl
+                                                 database.mysql.cache_ttl
+                                                 database.postgres.cache_ttl
+CACHE_CLEANUP_INTERVAL                    int    cache.memory.cleanup_interval
+                                                 database.mysql.cache_cleanup_interval
+                                                 database.postgres.cache_cleanup_interval
+CACHE_MAX_CAPACITY                        int    cache.memory.max_capacity
+                                                 database.mysql.cache_max_capacity
+                                                 database.postgres.cache_max_capacity
+
+NATS_SERVERS                              list   adapter.nats.servers
+NATS_USERNAME                             str?   adapter.nats.username
+NATS_PASSWORD                             str?   adapter.nats.password
+NATS_TOKEN                                str?   adapter.nats.token
+NATS_PREFIX                               str    adapter.nats.prefix
+NATS_CONNECTION_TIMEOUT_MS                int    adapter.nats.connection_timeout_ms
+NATS_REQUEST_TIMEOUT_MS                   int    adapter.nats.request_timeout_ms
+NATS_DISCOVERY_MAX_WAIT_MS                int    adapter.nats.discovery_max_wait_ms
+NATS_DISCOVERY_IDLE_WAIT_MS               int    adapter.nats.discovery_idle_wait_ms
+NATS_NODES_NUMBER                         int?   adapter.nats.nodes_number
+NATS_SUBSCRIPTION_CAPACITY                int?   adapter.nats.subscription_capacity
+NATS_CLIENT_CAPACITY                      int?   adapter.nats.client_capacity
+NATS_MAX_RECONNECTS                       int?   adapter.nats.max_reconnects
+NATS_PRESENCE_SYNC_CHUNK_SIZE             int?   adapter.nats.presence_sync_chunk_size
+NATS_NO_ECHO                              bool   adapter.nats.no_echo
+
+SSL_ENABLED                               bool   ssl.enabled
+SSL_CERT_PATH                             str    ssl.cert_path
+SSL_KEY_PATH                              str    ssl.key_path
+SSL_REDIRECT_HTTP                         bool   ssl.redirect_http
+SSL_HTTP_PORT                             int    ssl.http_port
+UNIX_SOCKET_ENABLED                       bool   unix_socket.enabled
+UNIX_SOCKET_PATH                          str    unix_socket.path
+UNIX_SOCKET_PERMISSION_MODE               str    unix_socket.permission_mode
+METRICS_ENABLED                           bool   metrics.enabled
+METRICS_HOST                              str    metrics.host
+METRICS_PORT                              int    metrics.port
+METRICS_PROMETHEUS_PREFIX                 str    metrics.prometheus.prefix
+HTTP_API_USAGE_ENABLED                    bool   http_api.usage_enabled
+RATE_LIMITER_ENABLED                      bool   rate_limiter.enabled
+RATE_LIMITER_API_MAX_REQUESTS             int    rate_limiter.api_rate_limit.max_requests
+RATE_LIMITER_API_WINDOW_SECONDS           int    rate_limiter.api_rate_limit.window_seconds
+RATE_LIMITER_API_TRUST_HOPS               int    rate_limiter.api_rate_limit.trust_hops
+RATE_LIMITER_WS_MAX_REQUESTS              int    rate_limiter.websocket_rate_limit.max_requests
+RATE_LIMITER_WS_WINDOW_SECONDS            int    rate_limiter.websocket_rate_limit.window_seconds
+RATE_LIMITER_WS_TRUST_HOPS                int    rate_limiter.websocket_rate_limit.trust_hops
+RATE_LIMITER_REDIS_PREFIX                 str    rate_limiter.redis.prefix
+PRESENCE_UPDATE_RATE_LIMIT_PER_MEMBER_PER_SECOND int
+                                                 presence.update_rate_limit_per_member_per_second
+PRESENCE_UNGRACEFUL_TIMEOUT_SECONDS       int    presence.ungraceful_timeout_seconds
+PRESENCE_V2_UNGRACEFUL_TIMEOUT_SECONDS    int    presence.v2_ungraceful_timeout_seconds
+CORS_ORIGINS                              list   cors.origin
+CORS_METHODS                              list   cors.methods
+CORS_HEADERS                              list   cors.allowed_headers
+CORS_CREDENTIALS                          bool   cors.credentials
+LOG_COLORS_ENABLED                        bool   logging.colors_enabled
+LOG_INCLUDE_TARGET                        bool   logging.include_target
+CLUSTER_HEALTH_ENABLED                    bool   cluster_health.enabled
+                                                 adapter.cluster_health.enabled
+CLUSTER_HEALTH_HEARTBEAT_INTERVAL         int    cluster_health.heartbeat_interval_ms
+                                                 adapter.cluster_health.heartbeat_interval_ms
+CLUSTER_HEALTH_NODE_TIMEOUT               int    cluster_health.node_timeout_ms
+                                                 adapter.cluster_health.node_timeout_ms
+CLUSTER_HEALTH_CLEANUP_INTERVAL           int    cluster_health.cleanup_interval_ms
+                                                 adapter.cluster_health.cleanup_interval_ms
+WEBSOCKET_MAX_MESSAGES                    int    websocket.max_messages
+WEBSOCKET_MAX_BYTES                       int?   websocket.max_bytes
+WEBSOCKET_DISCONNECT_ON_BUFFER_FULL       bool   websocket.disconnect_on_buffer_full
+WEBSOCKET_MAX_MESSAGE_SIZE                int    websocket.max_message_size
+WEBSOCKET_MAX_FRAME_SIZE                  int    websocket.max_frame_size
+WEBSOCKET_WRITE_BUFFER_SIZE               int    websocket.write_buffer_size
+WEBSOCKET_MAX_BACKPRESSURE                int    websocket.max_backpressure
+WEBSOCKET_AUTO_PING                       bool   websocket.auto_ping
+WEBSOCKET_PING_INTERVAL                   int    websocket.ping_interval
+WEBSOCKET_IDLE_TIMEOUT                    int    websocket.idle_timeout
+WEBSOCKET_COMPRESSION                     str    websocket.compression
+
+QUEUE_REDIS_CONCURRENCY                   int    queue.redis.concurrency
+QUEUE_REDIS_RESPONSE_TIMEOUT_MS           int    queue.redis.response_timeout_ms
+QUEUE_REDIS_PREFIX                        str    queue.redis.prefix
+QUEUE_MAX_ATTEMPTS                        int    queue.reliability.max_attempts
+QUEUE_RETRY_BASE_DELAY_MS                 int    queue.reliability.retry_base_delay_ms
+QUEUE_RETRY_MAX_DELAY_MS                  int    queue.reliability.retry_max_delay_ms
+QUEUE_RETRY_JITTER                        float  queue.reliability.retry_jitter
+QUEUE_LEASE_DURATION_MS                   int    queue.reliability.lease_duration_ms
+QUEUE_LEASE_RENEW_INTERVAL_MS             int    queue.reliability.lease_renew_interval_ms
+QUEUE_STALLED_BATCH_SIZE                  int    queue.reliability.stalled_batch_size
+QUEUE_WORKER_POLL_INTERVAL_MS             int    queue.reliability.worker_poll_interval_ms
+QUEUE_WORKER_PREFETCH                     int    queue.reliability.worker_prefetch
+QUEUE_SHUTDOWN_TIMEOUT_MS                 int    queue.reliability.shutdown_timeout_ms
+QUEUE_COMPLETED_RETENTION                 int    queue.reliability.completed_retention
+QUEUE_FAILED_RETENTION                    int    queue.reliability.failed_retention
+QUEUE_EVENT_RETENTION                     int    queue.reliability.event_retention
+QUEUE_DEDUPLICATION_TTL_MS                int    queue.reliability.deduplication_ttl_ms
+QUEUE_MEMORY_CAPACITY                     int    queue.reliability.memory_capacity
+QUEUE_MAX_BATCH_SIZE                      int    queue.reliability.max_batch_size
+QUEUE_SQS_REGION                          str    queue.sqs.region
+QUEUE_SQS_QUEUE_URL_PREFIX                str?   queue.sqs.queue_url_prefix
+QUEUE_SQS_VISIBILITY_TIMEOUT              int    queue.sqs.visibility_timeout
+QUEUE_SQS_MAX_MESSAGES                    int    queue.sqs.max_messages
+QUEUE_SQS_WAIT_TIME_SECONDS               int    queue.sqs.wait_time_seconds
+QUEUE_SQS_CONCURRENCY                     int    queue.sqs.concurrency
+QUEUE_SQS_FIFO                            bool   queue.sqs.fifo
+QUEUE_SQS_ENDPOINT_URL                    str?   queue.sqs.endpoint_url
+WEBHOOK_BATCHING_ENABLED                  bool   webhooks.batching.enabled
+WEBHOOK_BATCHING_DURATION                 int    webhooks.batching.duration
+WEBHOOK_BATCHING_SIZE                     int    webhooks.batching.size
+"""
+"""Every environment override with Sockudo's names, applied in this order to the raw config
+before validation. Type ``bool+`` only ever turns the flag on (Sockudo's ``DEBUG``); ``str?`` /
+``int?`` read an empty value as null; ``list`` is a comma list; ``nodes`` a comma list of
+``host:port`` Redis seeds. A line starting with spaces continues the previous one's paths. The
+``SOCKUDO_DEFAULT_APP_*`` family, ``SOCKUDO_SKIP_INLINE_APPS`` and
+``APP_MANAGER_REGISTER_INLINE_APPS`` are handled by ``apply_default_app_env``."""
+
+
 @dataclass(frozen=True)
 class EnvVar:
     """One environment override: ``name`` is parsed by ``parse`` and stored at each dotted
-    ``paths`` of the raw config. ``only_if_true`` applies the value only when it is true
-    (Sockudo's ``DEBUG`` forces debug on but never off)."""
+    path of ``paths`` in the raw config. ``only_if_true`` applies it only when true."""
 
     name: str
     parse: Callable[[str], Any]
@@ -1010,271 +1236,22 @@ class EnvVar:
     only_if_true: bool = False
 
 
-def _env(name: str, parse: Callable[[str], Any], *paths: str) -> EnvVar:
-    return EnvVar(name, parse, paths)
+def _parse_env_table(table: str) -> tuple[EnvVar, ...]:
+    rows: list[EnvVar] = []
+    for line in table.splitlines():
+        if not line.strip():
+            continue
+        if line[0].isspace():  # continuation: more paths for the previous variable
+            last = rows.pop()
+            rows.append(EnvVar(last.name, last.parse, last.paths + tuple(line.split())))
+            continue
+        name, kind, *paths = line.split()
+        parse = _PARSERS[kind.rstrip("+")]
+        rows.append(EnvVar(name, parse, tuple(paths), only_if_true=kind.endswith("+")))
+    return tuple(rows)
 
 
-def _family(prefix: str, section: str, fields: Mapping[str, Callable[[str], Any]]) -> list[EnvVar]:
-    """``PREFIX_FIELD`` -> ``section.field`` for each field."""
-    return [EnvVar(f"{prefix}_{f.upper()}", p, (f"{section}.{f}",)) for f, p in fields.items()]
-
-
-_TLS_FIELDS = {
-    "enabled": parse_bool,
-    "accept_invalid_certs": parse_bool,
-    "ca_path": _opt_str,
-    "client_cert_path": _opt_str,
-    "client_key_path": _opt_str,
-}
-_SQL_FIELDS = {
-    "host": _str, "port": _int, "username": _str, "password": _str, "database": _str,
-    "pool_min": _int, "pool_max": _int,
-}  # fmt: skip
-_RATE_FIELDS = {"max_requests": _int, "window_seconds": _int, "trust_hops": _int}
-_CLUSTER_HEALTH = ("cluster_health", "adapter.cluster_health")
-
-ENV_OVERRIDES: tuple[EnvVar, ...] = (
-    # core
-    _env("HOST", _str, "host"),
-    _env("PORT", _int, "port"),
-    _env("DEBUG_MODE", parse_bool, "debug"),
-    EnvVar("DEBUG", parse_bool, ("debug",), only_if_true=True),
-    _env("ENVIRONMENT", _str, "mode"),
-    _env("ACTIVITY_TIMEOUT", _int, "activity_timeout"),
-    _env("SHUTDOWN_GRACE_PERIOD", _float, "shutdown_grace_period"),
-    _env("USER_AUTHENTICATION_TIMEOUT", _int, "user_authentication_timeout"),
-    _env("WEBSOCKET_MAX_PAYLOAD_KB", _int, "websocket_max_payload_kb"),
-    _env("SOCKUDO_MAX_CONNECTIONS", _int, "max_connections"),
-    _env("INSTANCE_PROCESS_ID", _opt_str, "instance.process_id"),
-    _env("SOCKUDO_SERVER_ROLE", _str, "server_role"),
-    _env("HEALTH_CHECK_TIMEOUT_MS", _int, "health_check_timeout_ms"),
-    # drivers
-    _env("ADAPTER_DRIVER", _str, "adapter.driver"),
-    _env("CACHE_DRIVER", _str, "cache.driver"),
-    _env("QUEUE_DRIVER", _str, "queue.driver"),
-    _env("APP_MANAGER_DRIVER", _str, "app_manager.driver"),
-    _env("RATE_LIMITER_DRIVER", _str, "rate_limiter.driver"),
-    _env("METRICS_DRIVER", _str, "metrics.driver"),
-    _env("ADAPTER_BUFFER_MULTIPLIER_PER_CPU", _int, "adapter.buffer_multiplier_per_cpu"),
-    _env("ADAPTER_ENABLE_SOCKET_COUNTING", parse_bool, "adapter.enable_socket_counting"),
-    _env("ADAPTER_AGGREGATE_COUNTS", parse_bool, "adapter.aggregate_counts"),
-    _env("ADAPTER_FAST_PRESENCE_TRANSITIONS", parse_bool, "adapter.fast_presence_transitions"),
-    _env("ADAPTER_FALLBACK_TO_LOCAL", parse_bool, "adapter.fallback_to_local"),
-    # redis
-    _env(
-        "REDIS_URL",
-        _str,
-        "database.redis.url",
-        "adapter.redis.redis_pub_options.url",
-        "adapter.redis.redis_sub_options.url",
-        "cache.redis.url_override",
-        "queue.redis.url_override",
-        "rate_limiter.redis.url_override",
-    ),
-    *_family(
-        "DATABASE_REDIS",
-        "database.redis",
-        {
-            "host": _str,
-            "port": _int,
-            "username": _opt_str,
-            "password": _str,
-            "db": _int,
-            "key_prefix": _str,
-            "sentinel_password": _opt_str,
-            "sentinel_username": _opt_str,
-        },
-    ),
-    *_family("DATABASE_REDIS_SENTINEL_TLS", "database.redis.sentinel_tls", _TLS_FIELDS),
-    *_family("DATABASE_REDIS_MASTER_TLS", "database.redis.master_tls", _TLS_FIELDS),
-    *_family(
-        "DATABASE_REDIS_CLUSTER",
-        "database.redis.cluster",
-        {"username": _opt_str, "password": _str, "use_tls": parse_bool},
-    ),
-    *(
-        row
-        for name in ("REDIS_CLUSTER_NODES", "DATABASE_REDIS_CLUSTER_NODES")
-        for row in (
-            _env(name, _csv, "adapter.cluster.nodes", "queue.redis_cluster.nodes"),
-            _env(name, _nodes, "database.redis.cluster.nodes", "database.redis.cluster_nodes"),
-        )
-    ),
-    *_family(
-        "REDIS_CLUSTER_QUEUE",
-        "queue.redis_cluster",
-        {"concurrency": _int, "request_timeout_ms": _int, "prefix": _str},
-    ),
-    # SQL / DynamoDB app stores
-    *_family("DATABASE_MYSQL", "database.mysql", {**_SQL_FIELDS, "table_name": _str}),
-    *_family("DATABASE_POSTGRES", "database.postgres", _SQL_FIELDS),
-    *_family(
-        "DATABASE_DYNAMODB",
-        "database.dynamodb",
-        {"region": _str, "table_name": _str, "endpoint_url": _opt_str},
-    ),
-    _env("AWS_ACCESS_KEY_ID", _opt_str, "database.dynamodb.aws_access_key_id"),
-    _env("AWS_SECRET_ACCESS_KEY", _opt_str, "database.dynamodb.aws_secret_access_key"),
-    _env("DATABASE_POOLING_ENABLED", parse_bool, "database_pooling.enabled"),
-    _env("DATABASE_POOL_MIN", _int, "database_pooling.min"),
-    _env("DATABASE_POOL_MAX", _int, "database_pooling.max"),
-    _env(
-        "DATABASE_CONNECTION_POOL_SIZE",
-        _int,
-        "database.mysql.connection_pool_size",
-        "database.postgres.connection_pool_size",
-    ),
-    # caches
-    _env(
-        "CACHE_TTL_SECONDS",
-        _int,
-        "app_manager.cache.ttl",
-        "channel_limits.cache_ttl",
-        "database.mysql.cache_ttl",
-        "database.postgres.cache_ttl",
-        "cache.memory.ttl",
-    ),
-    _env(
-        "CACHE_CLEANUP_INTERVAL",
-        _int,
-        "database.mysql.cache_cleanup_interval",
-        "database.postgres.cache_cleanup_interval",
-        "cache.memory.cleanup_interval",
-    ),
-    _env(
-        "CACHE_MAX_CAPACITY",
-        _int,
-        "database.mysql.cache_max_capacity",
-        "database.postgres.cache_max_capacity",
-        "cache.memory.max_capacity",
-    ),
-    # NATS
-    _env("NATS_SERVERS", _csv, "adapter.nats.servers"),
-    *_family(
-        "NATS",
-        "adapter.nats",
-        {
-            "username": _opt_str,
-            "password": _opt_str,
-            "token": _opt_str,
-            "prefix": _str,
-            "connection_timeout_ms": _int,
-            "request_timeout_ms": _int,
-            "discovery_max_wait_ms": _int,
-            "discovery_idle_wait_ms": _int,
-            "nodes_number": _opt_int,
-            "subscription_capacity": _opt_int,
-            "client_capacity": _opt_int,
-            "max_reconnects": _opt_int,
-            "presence_sync_chunk_size": _opt_int,
-            "no_echo": parse_bool,
-        },
-    ),
-    # runtime
-    *_family(
-        "SSL",
-        "ssl",
-        {
-            "enabled": parse_bool,
-            "cert_path": _str,
-            "key_path": _str,
-            "redirect_http": parse_bool,
-            "http_port": _int,
-        },
-    ),
-    *_family(
-        "UNIX_SOCKET",
-        "unix_socket",
-        {"enabled": parse_bool, "path": _str, "permission_mode": _str},
-    ),
-    *_family("METRICS", "metrics", {"enabled": parse_bool, "host": _str, "port": _int}),
-    _env("METRICS_PROMETHEUS_PREFIX", _str, "metrics.prometheus.prefix"),
-    _env("HTTP_API_USAGE_ENABLED", parse_bool, "http_api.usage_enabled"),
-    _env("RATE_LIMITER_ENABLED", parse_bool, "rate_limiter.enabled"),
-    *_family("RATE_LIMITER_API", "rate_limiter.api_rate_limit", _RATE_FIELDS),
-    *_family("RATE_LIMITER_WS", "rate_limiter.websocket_rate_limit", _RATE_FIELDS),
-    _env("RATE_LIMITER_REDIS_PREFIX", _str, "rate_limiter.redis.prefix"),
-    *_family(
-        "PRESENCE",
-        "presence",
-        {
-            "update_rate_limit_per_member_per_second": _int,
-            "ungraceful_timeout_seconds": _int,
-            "v2_ungraceful_timeout_seconds": _int,
-        },
-    ),
-    _env("CORS_ORIGINS", _csv, "cors.origin"),
-    _env("CORS_METHODS", _csv, "cors.methods"),
-    _env("CORS_HEADERS", _csv, "cors.allowed_headers"),
-    _env("CORS_CREDENTIALS", parse_bool, "cors.credentials"),
-    _env("LOG_COLORS_ENABLED", parse_bool, "logging.colors_enabled"),
-    _env("LOG_INCLUDE_TARGET", parse_bool, "logging.include_target"),
-    _env("CLUSTER_HEALTH_ENABLED", parse_bool, *(f"{p}.enabled" for p in _CLUSTER_HEALTH)),
-    _env(
-        "CLUSTER_HEALTH_HEARTBEAT_INTERVAL",
-        _int,
-        *(f"{p}.heartbeat_interval_ms" for p in _CLUSTER_HEALTH),
-    ),
-    _env("CLUSTER_HEALTH_NODE_TIMEOUT", _int, *(f"{p}.node_timeout_ms" for p in _CLUSTER_HEALTH)),
-    _env(
-        "CLUSTER_HEALTH_CLEANUP_INTERVAL",
-        _int,
-        *(f"{p}.cleanup_interval_ms" for p in _CLUSTER_HEALTH),
-    ),
-    *_family(
-        "WEBSOCKET",
-        "websocket",
-        {
-            "max_messages": _int,
-            "max_bytes": _opt_int,
-            "disconnect_on_buffer_full": parse_bool,
-            "max_message_size": _int,
-            "max_frame_size": _int,
-            "write_buffer_size": _int,
-            "max_backpressure": _int,
-            "auto_ping": parse_bool,
-            "ping_interval": _int,
-            "idle_timeout": _int,
-            "compression": _str,
-        },
-    ),
-    # queues and webhooks
-    *_family(
-        "QUEUE_REDIS",
-        "queue.redis",
-        {"concurrency": _int, "response_timeout_ms": _int, "prefix": _str},
-    ),
-    *_family(
-        "QUEUE",
-        "queue.reliability",
-        {
-            name: (_float if name == "retry_jitter" else _int)
-            for name in QueueReliabilityConfig.model_fields
-        },
-    ),
-    *_family(
-        "QUEUE_SQS",
-        "queue.sqs",
-        {
-            "region": _str,
-            "visibility_timeout": _int,
-            "max_messages": _int,
-            "wait_time_seconds": _int,
-            "concurrency": _int,
-            "fifo": parse_bool,
-            "endpoint_url": _opt_str,
-            "queue_url_prefix": _opt_str,
-        },
-    ),
-    *_family(
-        "WEBHOOK_BATCHING",
-        "webhooks.batching",
-        {"enabled": parse_bool, "duration": _int, "size": _int},
-    ),
-)
-"""Every environment override, applied in this order to the raw config before validation.
-The ``SOCKUDO_DEFAULT_APP_*`` family and ``SOCKUDO_SKIP_INLINE_APPS`` /
-``APP_MANAGER_REGISTER_INLINE_APPS`` are handled by ``apply_default_app_env``."""
+ENV_OVERRIDES: tuple[EnvVar, ...] = _parse_env_table(_ENV_TABLE)
 
 
 def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
@@ -1517,6 +1494,9 @@ def unknown_keys(
     sockudo_only: frozenset[str] = getattr(model, "sockudo_only_keys", frozenset())
     for key, value in data.items():
         path = f"{prefix}{key}"
+        if model is App and key == "policy" and isinstance(value, dict):
+            yield from _unknown_policy_keys(value, f"{path}.")
+            continue
         if key not in known:
             yield path, key in sockudo_only
             continue
@@ -1526,17 +1506,20 @@ def unknown_keys(
         if is_list and isinstance(value, list):
             for index, item in enumerate(value):
                 if isinstance(item, dict):
-                    yield from unknown_keys(_flat(sub, item), sub, f"{path}.{index}.")
+                    yield from unknown_keys(item, sub, f"{path}.{index}.")
         elif isinstance(value, dict):
             yield from unknown_keys(value, sub, f"{path}.")
 
 
-def _flat(model: type[BaseModel], item: dict[str, Any]) -> dict[str, Any]:
-    """Apps: look inside Sockudo's ``policy`` as if it were flat."""
-    if model is App and isinstance(item.get("policy"), dict):
-        result = App._flatten_policy(item)
-        return result if isinstance(result, dict) else item
-    return item
+def _unknown_policy_keys(policy: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, bool]]:
+    """Sockudo's app ``policy``: its groups hold flat ``App`` fields."""
+    for key, value in policy.items():
+        if key in _POLICY_GROUPS and isinstance(value, dict):
+            yield from unknown_keys(value, App, f"{prefix}{key}.")
+        elif key == "webhooks":
+            yield from unknown_keys({key: value}, App, prefix)
+        else:
+            yield f"{prefix}{key}", key in App.sockudo_only_keys
 
 
 def warn_unknown_keys(data: Mapping[str, Any]) -> None:
@@ -1563,12 +1546,11 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
 def _has_path(data: Any, loc: tuple[int | str, ...]) -> bool:
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if not (in_dict or in_list):
             return False
+        node = node[part]
     return True
 
 

@@ -18,6 +18,7 @@ from .cache import Cache, create_cache
 from .config import Config
 from .http_api import ApiError, HttpApi
 from .http_api.errors import api_error_handler, not_found_handler
+from .metrics import Metrics
 from .protocol.errors import ErrorCode
 from .ws import PusherEndpoint, PusherHandler
 
@@ -32,6 +33,7 @@ class Node:
     app_manager: AppManager
     adapter: Adapter
     cache: Cache
+    metrics: Metrics
     endpoint: PusherEndpoint
     http_api: HttpApi
 
@@ -40,17 +42,21 @@ class Node:
         app_manager = create_app_manager(config.app_manager)
         adapter = create_adapter(config.adapter)
         cache = create_cache(config.cache)
+        metrics = Metrics(config.metrics.prometheus.prefix, config.port)
         handler = PusherHandler(adapter, cache)
-        endpoint = PusherEndpoint(config, app_manager, adapter, handler)
-        return cls(config, app_manager, adapter, cache, endpoint,
-                   HttpApi(config, app_manager, adapter, cache))
+        endpoint = PusherEndpoint(config, app_manager, adapter, handler, metrics)
+        http_api = HttpApi(config, app_manager, adapter, cache, metrics)
+        return cls(config, app_manager, adapter, cache, metrics, endpoint, http_api)
 
     def asgi_app(self) -> Starlette:
         routes = [WebSocketRoute("/app/{key}", self.endpoint), *self.http_api.routes()]
         return Starlette(
             routes=routes,
-            exception_handlers={ApiError: api_error_handler, 404: not_found_handler,
-                                405: not_found_handler},
+            exception_handlers={
+                ApiError: api_error_handler,
+                404: not_found_handler,
+                405: not_found_handler,
+            },
             lifespan=self._lifespan,
         )
 
@@ -59,6 +65,8 @@ class Node:
         await self.cache.start()
         await self.app_manager.start()
         await self.adapter.start()
+        if self.config.metrics.enabled:
+            self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
         timers = asyncio.get_running_loop().create_task(self.endpoint.run_timers())
         try:
             yield

@@ -29,13 +29,18 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def authenticate(request: Request, app_manager: AppManager, body: bytes) -> App:
-    """The app of a signed request to ``/apps/{app_id}/...``; raises ``ApiError`` otherwise:
-    404 unknown app, 401 wrong key or signature, 403 disabled app."""
-    app_id = request.path_params["app_id"]
-    app = await app_manager.find_by_id(app_id)
+    """The app of a signed request to ``/apps/{app_id}/...`` (or, for a route without an app
+    id, of its ``auth_key``); raises ``ApiError`` otherwise: 404 unknown app, 401 wrong key
+    or signature, 403 disabled app."""
+    params = dict(request.query_params)
+    app_id = request.path_params.get("app_id")
+    if app_id is None:
+        app = await app_manager.find_by_key(params.get("auth_key", ""))
+        app_id = app.id if app is not None else params.get("auth_key", "")
+    else:
+        app = await app_manager.find_by_id(app_id)
     if app is None:
         raise ApiError(404, "app_not_found", f"App {app_id} does not exist")
-    params = dict(request.query_params)
     if not params:
         raise ApiError(401, "auth_failed", "The request is not signed (no auth_* parameters)")
     if params.get("auth_key") != app.key:

@@ -29,4 +29,6 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def not_found_handler(request: Request, exc: Exception) -> Response:
-    return ApiError(404, "not_found", f"No route for {request.method} {request.url.path}").response()
+    return ApiError(
+        404, "not_found", f"No route for {request.method} {request.url.path}"
+    ).response()

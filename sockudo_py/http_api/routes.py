@@ -13,6 +13,7 @@ from ..adapters import Adapter
 from ..app_manager import AppManager
 from ..cache import Cache, channel_cache_key
 from ..config import App, Config
+from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.channels import ChannelKind, channel_type, validate_channel_name
 from ..protocol.errors import ProtocolError
@@ -25,9 +26,16 @@ from .usage import memory_usage
 class HttpApi:
     """Handlers of the HTTP API over the node's drivers."""
 
-    def __init__(self, config: Config, app_manager: AppManager, adapter: Adapter,
-                 cache: Cache) -> None:
+    def __init__(
+        self,
+        config: Config,
+        app_manager: AppManager,
+        adapter: Adapter,
+        cache: Cache,
+        metrics: Metrics,
+    ) -> None:
         self.config = config
+        self.metrics = metrics
         self.app_manager = app_manager
         self.adapter = adapter
         self.cache = cache
@@ -45,6 +53,9 @@ class HttpApi:
                 self.terminate,
                 methods=["POST"],
             ),
+            # the PyPI pusher SDK (3.x) posts here, without /apps/{app_id}; the app is the
+            # one owning auth_key
+            Route("/users/{user_id}/terminate_connections", self.terminate, methods=["POST"]),
             Route("/up", self.up, methods=["GET"]),
             Route("/up/{app_id}", self.up_app, methods=["GET"]),
             Route("/usage", self.usage, methods=["GET"]),
@@ -52,7 +63,9 @@ class HttpApi:
 
     async def _signed(self, request: Request) -> tuple[App, bytes]:
         body = await read_body(request, self.body_limit)
-        return await authenticate(request, self.app_manager, body), body
+        app = await authenticate(request, self.app_manager, body)
+        self.metrics.http_call(app.id)
+        return app, body
 
     async def _json(self, request: Request) -> tuple[App, Any]:
         app, body = await self._signed(request)
@@ -75,7 +88,7 @@ class HttpApi:
         app, body = await self._json(request)
         batch = body.get("batch") if isinstance(body, dict) else None
         if not isinstance(batch, list):
-            raise bad_request("The body must be {\"batch\": [event, ...]}")
+            raise bad_request('The body must be {"batch": [event, ...]}')
         if len(batch) > app.max_event_batch_size:
             raise bad_request(
                 f"A batch may hold at most {app.max_event_batch_size} events", "limit_exceeded"

@@ -6,6 +6,7 @@ Every parser takes untrusted input and either returns a typed value or raises
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,10 +51,8 @@ def parse_frame(raw: str | bytes) -> ClientFrame:
 def _object(data: JsonValue, what: str) -> dict[str, Any]:
     """``data`` as a JSON object; some clients send it JSON-encoded in a string."""
     if isinstance(data, str):
-        try:
+        with contextlib.suppress(orjson.JSONDecodeError):
             data = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{what}: 'data' must be an object")
     return data

@@ -8,6 +8,7 @@ buffer passes its limit is a slow consumer and is closed (4100).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -36,7 +37,6 @@ class Connection:
         "_asgi_send",
         "_events_count",
         "_events_window",
-        "on_abort",
         "_queue",
         "_queued_bytes",
         "_wake",
@@ -47,10 +47,11 @@ class Connection:
         "close_code",
         "close_reason",
         "connected_at",
+        "drop_when_full",
         "last_activity",
         "max_bytes",
         "max_messages",
-        "drop_when_full",
+        "on_abort",
         "ping_sent_at",
         "socket_id",
         "user_data",
@@ -181,7 +182,5 @@ class Connection:
         writer = self._writer
         if writer is not None and not writer.done():
             writer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await writer
-            except asyncio.CancelledError:
-                pass

@@ -12,6 +12,7 @@ from typing import Any
 from ..adapters import Adapter
 from ..app_manager import AppManager
 from ..config import App, Config
+from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
 from .connection import AsgiSend, Connection
@@ -38,9 +39,15 @@ class PusherEndpoint:
     """
 
     def __init__(
-        self, config: Config, app_manager: AppManager, adapter: Adapter, handler: PusherHandler
+        self,
+        config: Config,
+        app_manager: AppManager,
+        adapter: Adapter,
+        handler: PusherHandler,
+        metrics: Metrics,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self.app_manager = app_manager
         self.adapter = adapter
         self.handler = handler
@@ -55,20 +62,27 @@ class PusherEndpoint:
         app, refusal = await self._admit(scope)
         if refusal is not None:
             code, message = refusal
+            self.metrics.connection_refused(app.id if app is not None else "", code)
             await send({"type": "websocket.send", "text": frames.error(code, message)})
             await send({"type": "websocket.close", "code": code, "reason": message})
             return
         assert app is not None
         ws = self.config.websocket
         conn = Connection(
-            new_socket_id(), app, send, ws.max_messages, ws.max_bytes,
+            new_socket_id(),
+            app,
+            send,
+            ws.max_messages,
+            ws.max_bytes,
             drop_when_full=not ws.disconnect_on_buffer_full,
         )
         task = asyncio.current_task()
-        conn.on_abort = task.cancel if task is not None else None
+        if task is not None:
+            conn.on_abort = lambda: task.cancel() and None
         self.connections[conn.socket_id] = conn
         await self.adapter.add_socket(app.id, conn)
         conn.start()
+        self.metrics.connection_opened(app.id)
         conn.send(frames.connection_established(conn.socket_id, self.config.activity_timeout))
         try:
             await self._read_loop(conn, receive)
@@ -76,18 +90,21 @@ class PusherEndpoint:
             pass  # aborted (slow consumer) or server stopping
         finally:
             self.connections.pop(conn.socket_id, None)
+            self.metrics.connection_closed(app.id)
             await self.handler.disconnected(conn)
             if conn.close_code is None or conn.close_code == 1006:
                 await conn.stop_writer()
 
     async def _read_loop(self, conn: Connection, receive: Any) -> None:
         handle = self.handler.handle
+        received = self.metrics.ws_messages_received.labels(conn.app.id, self.metrics.port)
         while True:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
                 if conn.closing:
                     continue
+                received.inc()
                 text = message.get("text")
                 await handle(conn, text if text is not None else message.get("bytes") or b"")
             elif kind == "websocket.disconnect":
@@ -96,6 +113,7 @@ class PusherEndpoint:
                 return
 
     async def _admit(self, scope: Scope) -> tuple[App | None, tuple[int, str] | None]:
+        """The app of the key in the path, and the refusal (code, message) if any."""
         if not self.accepting:
             return None, (ErrorCode.RECONNECT, "Server is shutting down")
         key = scope["path_params"]["key"]
@@ -107,18 +125,18 @@ class PusherEndpoint:
         if app is None:
             return None, (ErrorCode.APP_NOT_FOUND, f"App key {key} does not exist")
         if not app.enabled:
-            return None, (ErrorCode.APP_DISABLED, "Application is disabled")
+            return app, (ErrorCode.APP_DISABLED, "Application is disabled")
         if app.allowed_origins:
             origin = _header(scope, b"origin")
             if not origin_allowed(origin, app.allowed_origins):
-                return None, (ErrorCode.UNAUTHORIZED, "Origin not allowed")
+                return app, (ErrorCode.UNAUTHORIZED, "Origin not allowed")
         node_limit = self.config.max_connections
         if node_limit > 0 and len(self.connections) >= node_limit:
-            return None, (ErrorCode.OVER_CAPACITY, "Over capacity")
+            return app, (ErrorCode.OVER_CAPACITY, "Over capacity")
         if app.max_connections > 0 and (
             await self.adapter.sockets_count(app.id) >= app.max_connections
         ):
-            return None, (ErrorCode.APP_OVER_QUOTA, "Application is over connection quota")
+            return app, (ErrorCode.APP_OVER_QUOTA, "Application is over connection quota")
         return app, None
 
     # --- timers ------------------------------------------------------------------------

@@ -84,8 +84,9 @@ class PusherHandler:
             if member is not None:
                 await self._check_presence_room(conn, channel, member)
         except SubscriptionRefused as refused:
-            conn.send(frames.subscription_error(channel, refused.kind, refused.reason,
-                                                refused.status))
+            conn.send(
+                frames.subscription_error(channel, refused.kind, refused.reason, refused.status)
+            )
             return
         app_id = conn.app.id
         conn.channels[channel] = member
@@ -150,7 +151,9 @@ class PusherHandler:
                 ErrorCode.OVER_CAPACITY,
             )
 
-    async def _succeeded(self, conn: Connection, channel: str, member: PresenceMember | None) -> None:
+    async def _succeeded(
+        self, conn: Connection, channel: str, member: PresenceMember | None
+    ) -> None:
         if member is None:
             conn.send(frames.subscription_succeeded(channel))
             return
@@ -182,8 +185,9 @@ class PusherHandler:
 
     async def signin(self, conn: Connection, request: frames.Signin) -> None:
         app = conn.app
-        if not verify_user_auth(request.auth, app.key, app.secret, conn.socket_id,
-                                request.user_data):
+        if not verify_user_auth(
+            request.auth, app.key, app.secret, conn.socket_id, request.user_data
+        ):
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "Connection not authorized for signin.")
         user = frames.parse_user_data(request.user_data)
         if conn.user_id is not None:
@@ -245,7 +249,9 @@ class PusherHandler:
         member = conn.channels[channel]
         user_id = member.user_id if member is not None else None
         await self.adapter.broadcast(
-            app.id, channel, frames.channel_event(frame.event, channel, frame.data, user_id),
+            app.id,
+            channel,
+            frames.channel_event(frame.event, channel, frame.data, user_id),
             conn.socket_id,
         )
 

@@ -1,0 +1,5 @@
+"""Prometheus metrics, served on their own port (``metrics.port``, default 9601)."""
+
+from .prometheus import Metrics
+
+__all__ = ["Metrics"]
