@@ -78,7 +78,11 @@ class PusherEndpoint:
         )
         task = asyncio.current_task()
         if task is not None:
-            conn.on_abort = lambda: task.cancel() and None
+
+            def on_abort() -> None:
+                task.cancel()
+
+            conn.on_abort = on_abort
         self.connections[conn.socket_id] = conn
         await self.adapter.add_socket(app.id, conn)
         conn.start()
