@@ -18,6 +18,11 @@ and ``adapter.redis.redis_pub_options/redis_sub_options["url"]``). Drivers shoul
 ``Config.redis_url(section_override)``: the section's ``url_override`` if set, else
 ``database.redis.url``, else a URL built from ``database.redis`` host/port/db/credentials.
 
+Apps: the embedded default app (``app-id``/``app-key``/``app-secret``) is registered only
+with the memory app manager when no inline apps are given. ``SOCKUDO_DEFAULT_APP_ID|KEY|SECRET``
+replace the inline apps with one app; its unset ``SOCKUDO_DEFAULT_APP_MAX_*`` limits take
+``App``'s defaults (Sockudo sets each to 100, which would cap channel names at 100 chars).
+
 Errors stop start-up with a ``ConfigError`` listing every problem as ``key.path: reason``
 and the source (file, env variable or defaults). Unknown keys are warned about by dotted path
 on the ``sockudo_py.config`` logger; Sockudo keys that sockudo-py does not implement (V2
@@ -382,8 +387,8 @@ class NatsAdapterConfig(Section):
 class AdapterConfig(Section):
     """Cross-node fan-out. ``driver``: local | redis | redis-cluster | nats.
 
-    Sockudo accepts ``cluster_health`` both here and at the top level; both are kept equal
-    (the top-level one wins when both are given)."""
+    Sockudo accepts ``cluster_health`` both here and at the top level; on loading both are
+    made equal (the top-level one wins when both are given). Code reads the top-level one."""
 
     DRIVERS: ClassVar[tuple[str, ...]] = ("local", "redis", "redis-cluster", "nats")
     sockudo_only_keys = frozenset({"pulsar", "rabbitmq", "google_pubsub", "kafka", "iggy", "omq"})
@@ -933,20 +938,13 @@ class Config(Section):
     @classmethod
     def _one_cluster_health(cls, data: Any) -> Any:
         """Keep ``cluster_health`` and ``adapter.cluster_health`` equal (top level wins)."""
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not isinstance(data.get("adapter", {}), dict):
+            return data  # not raw input (e.g. an attribute assignment): leave it alone
+        adapter = data.get("adapter", {})
+        chosen = data.get("cluster_health", adapter.get("cluster_health"))
+        if chosen is None:
             return data
-        adapter = data.get("adapter")
-        nested = adapter.get("cluster_health") if isinstance(adapter, dict) else None
-        top = data.get("cluster_health")
-        if top is None and nested is None:
-            return data
-        data = dict(data)
-        data["adapter"] = {
-            **(adapter if isinstance(adapter, dict) else {}),
-            "cluster_health": top if top is not None else nested,
-        }
-        data["cluster_health"] = top if top is not None else nested
-        return data
+        return {**data, "adapter": {**adapter, "cluster_health": chosen}, "cluster_health": chosen}
 
     def redis_url(self, url_override: str | None = None) -> str:
         """The Redis URL a driver should use: its section's ``url_override`` if given, else
