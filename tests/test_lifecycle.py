@@ -10,10 +10,10 @@ import time
 
 import httpx
 import websockets
+from interop_server import RunningServer, ServerFactory
 from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
-from interop_server import RunningServer, ServerFactory
 
 from sockudo_py.protocol.signatures import sign_api_request
 
