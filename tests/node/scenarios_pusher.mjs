@@ -186,6 +186,17 @@ export async function presence(ctx) {
     const m = await removed.next('A member_removed carol', (d) => d.id === 'u-carol');
     ctx.eq('removed carol', String(m.data.id), 'u-carol');
   });
+
+  await ctx.step('numeric user_id (as Laravel sends it)', async () => {
+    const d = ctx.client('D', { user_id: 42, user_info: { name: 'Dave' } });
+    await ctx.connected(d);
+    const [chD] = await ctx.subscribe(d, chan);
+    ctx.eq('D me', String(chD.members.me.id), '42');
+    const m = await added.next('A member_added 42', (x) => String(x.id) === '42');
+    ctx.eq('member_added info', m.data.info, { name: 'Dave' });
+    d.disconnect();
+    await removed.next('A member_removed 42', (x) => String(x.id) === '42');
+  });
 }
 
 async function clientEventsOn(ctx, kind) {
@@ -248,6 +259,9 @@ export async function clientEventsRefused(ctx) {
 }
 
 export async function userSignin(ctx) {
+  // User ids unique to this run: terminateUserConnections acts on every socket of the user.
+  const alice = { user_id: `u-alice-${ctx.suffix}`, user_info: { name: 'Alice' } };
+  const bob = { user_id: `u-bob-${ctx.suffix}`, user_info: { name: 'Bob' } };
   const a = ctx.client('A', alice);
   const other = ctx.client('Other', bob);
   await ctx.step('connect', () => Promise.all([ctx.connected(a), ctx.connected(other)]));
