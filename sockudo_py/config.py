@@ -839,6 +839,7 @@ class WebSocketConfig(Section):
     max_messages: int = 1000
     max_bytes: int | None = 4 * 1024 * 1024
     disconnect_on_buffer_full: bool = True
+    pong_timeout: PosInt = 30  # ours: seconds to wait for pusher:pong after a server ping
     max_message_size: PosInt = 64 * 1024 * 1024
     max_frame_size: PosInt = 16 * 1024 * 1024
     write_buffer_size: PosInt = 16 * 1024
@@ -1182,6 +1183,7 @@ WEBSOCKET_MAX_BACKPRESSURE                int    websocket.max_backpressure
 WEBSOCKET_AUTO_PING                       bool   websocket.auto_ping
 WEBSOCKET_PING_INTERVAL                   int    websocket.ping_interval
 WEBSOCKET_IDLE_TIMEOUT                    int    websocket.idle_timeout
+WEBSOCKET_PONG_TIMEOUT                    int    websocket.pong_timeout
 WEBSOCKET_COMPRESSION                     str    websocket.compression
 
 QUEUE_REDIS_CONCURRENCY                   int    queue.redis.concurrency

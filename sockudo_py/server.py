@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import WebSocketRoute
 
 from .adapters import Adapter, create_adapter
 from .app_manager import AppManager, create_app_manager
 from .cache import Cache, create_cache
-from .config import Config
+from .config import Config, CorsConfig
 from .http_api import ApiError, HttpApi
 from .http_api.errors import api_error_handler, not_found_handler
 from .metrics import Metrics
@@ -52,6 +55,7 @@ class Node:
         routes = [WebSocketRoute("/app/{key}", self.endpoint), *self.http_api.routes()]
         return Starlette(
             routes=routes,
+            middleware=[cors_middleware(self.config.cors)],
             exception_handlers={
                 ApiError: api_error_handler,
                 404: not_found_handler,
@@ -83,6 +87,26 @@ class Node:
             if not self.endpoint.connections:
                 break
             await asyncio.sleep(0.05)
+
+
+def cors_middleware(cors: CorsConfig) -> Middleware:
+    """Starlette's CORS middleware from the ``cors`` section (``*``/``any`` admit every
+    origin, without credentials; ``https://*.example.com`` admits its subdomains)."""
+    if any(origin in ("*", "any") for origin in cors.origin):
+        origins, pattern, credentials = ["*"], None, False
+    else:
+        origins = [o for o in cors.origin if "*" not in o]
+        wildcards = [re.escape(o).replace(r"\*", "[^/]+") for o in cors.origin if "*" in o]
+        pattern = "|".join(wildcards) or None
+        credentials = cors.credentials
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_origin_regex=pattern,
+        allow_methods=cors.methods,
+        allow_headers=cors.allowed_headers,
+        allow_credentials=credentials,
+    )
 
 
 class _Server(uvicorn.Server):

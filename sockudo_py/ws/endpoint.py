@@ -21,7 +21,6 @@ from .origins import origin_allowed
 
 log = logging.getLogger("sockudo_py.ws")
 
-PONG_TIMEOUT = 30.0
 Scope = MutableMapping[str, Any]
 
 
@@ -53,7 +52,6 @@ class PusherEndpoint:
         self.handler = handler
         self.connections: dict[str, Connection] = {}
         self.accepting = True
-        self.pong_timeout = PONG_TIMEOUT
 
     async def __call__(self, scope: Scope, receive: Any, send: AsgiSend) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -153,7 +151,7 @@ class PusherEndpoint:
             if conn.closing:
                 continue
             if conn.ping_sent_at is not None:
-                if now - conn.ping_sent_at > self.pong_timeout:
+                if now - conn.ping_sent_at > self.config.websocket.pong_timeout:
                     conn.close(ErrorCode.PONG_NOT_RECEIVED, "Pong reply not received")
                     continue
             elif now - conn.last_activity > idle_after:
