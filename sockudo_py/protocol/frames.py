@@ -113,6 +113,17 @@ def parse_signin(data: JsonValue) -> Signin:
     return Signin(user_data, auth)
 
 
+def _json_object(text: str, code: int, what: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object, else ``ProtocolError(code)`` naming ``what``."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(code, f"'{what}' is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise ProtocolError(code, f"'{what}' must be a JSON object")
+    return body
+
+
 @dataclass(slots=True)
 class PresenceMember:
     """A presence member: ``user_id`` as the client gave it (str or int), ``key`` its text form."""
@@ -129,12 +140,7 @@ def parse_channel_data(channel_data: str | None) -> PresenceMember:
     """Parse the ``channel_data`` of a presence subscription."""
     if channel_data is None:
         raise ProtocolError(ErrorCode.CHANNEL_ERROR, "Presence channels need 'channel_data'")
-    try:
-        body = orjson.loads(channel_data)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError(ErrorCode.CHANNEL_ERROR, "'channel_data' is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise ProtocolError(ErrorCode.CHANNEL_ERROR, "'channel_data' must be a JSON object")
+    body = _json_object(channel_data, ErrorCode.CHANNEL_ERROR, "channel_data")
     user_id = body.get("user_id")
     if isinstance(user_id, bool) or not isinstance(user_id, str | int) or user_id == "":
         raise ProtocolError(
@@ -152,12 +158,7 @@ class UserData:
 
 
 def parse_user_data(user_data: str) -> UserData:
-    try:
-        body = orjson.loads(user_data)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError(ErrorCode.UNAUTHORIZED, "'user_data' is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise ProtocolError(ErrorCode.UNAUTHORIZED, "'user_data' must be a JSON object")
+    body = _json_object(user_data, ErrorCode.UNAUTHORIZED, "user_data")
     user_id = body.get("id")
     if not isinstance(user_id, str) or not user_id:
         raise ProtocolError(ErrorCode.UNAUTHORIZED, "'user_data' needs an 'id' string")
