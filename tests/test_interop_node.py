@@ -7,7 +7,7 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
-from interop_server import RunningServer, describe_failure, run_node
+from interop_server import RunningServer, ServerFactory, describe_failure, run_node
 
 SCENARIOS = [
     "public",  # subscribe + trigger, triggerBatch, socket_id exclusion
@@ -35,7 +35,7 @@ def test_every_scenario_is_listed() -> None:
     result = run_node("run.mjs", {"scenario": "__none__", "port": 1})
     assert result["ok"] is False
     known = set(result["error"].split("known: ", 1)[1].split(", "))
-    assert known == set(SCENARIOS)
+    assert known == {*SCENARIOS, "keepalive", "user-auth-timeout"}
 
 
 def test_server_process_up_and_metrics(sockudo_server_module: RunningServer) -> None:
@@ -45,3 +45,18 @@ def test_server_process_up_and_metrics(sockudo_server_module: RunningServer) -> 
         assert resp.status == 200
     with urllib.request.urlopen(f"{server.metrics_url}/metrics", timeout=5) as resp:
         assert resp.status == 200
+
+
+def test_interop_keepalive(sockudo_server_factory: ServerFactory) -> None:
+    """activity_timeout 2 s: an idle pusher-js client stays connected through ping/pong."""
+    server = sockudo_server_factory(extra_config={"activity_timeout": 2})
+    result = run_node("run.mjs", server.node_params(scenario="keepalive", activityTimeoutS=2))
+    assert result.get("ok") and result["returncode"] == 0, describe_failure(result, server)
+
+
+def test_interop_user_auth_timeout(sockudo_server_factory: ServerFactory) -> None:
+    """user_authentication_timeout 1 s: only the connection that did neither signin nor a
+    private subscription is closed (4009)."""
+    server = sockudo_server_factory(extra_config={"user_authentication_timeout": 1})
+    result = run_node("run.mjs", server.node_params(scenario="user-auth-timeout", authTimeoutS=1))
+    assert result.get("ok") and result["returncode"] == 0, describe_failure(result, server)

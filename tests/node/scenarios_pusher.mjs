@@ -403,6 +403,59 @@ export async function channelQueries(ctx) {
   });
 }
 
+/**
+ * Needs a server whose activity_timeout is short (parameter activityTimeoutS, e.g. 2): an idle
+ * pusher-js client must stay connected through ping/pong exchanges for idleMs.
+ */
+export async function keepalive(ctx) {
+  const timeoutS = Number(ctx.p.activityTimeoutS || 2);
+  const idleMs = Number(ctx.p.idleMs || timeoutS * 2500 + 500);
+  const a = ctx.client('A');
+  const states = [];
+  await ctx.step('connect', () => ctx.connected(a));
+  a.connection.bind('state_change', (s) => states.push(s.current));
+  // pusher-js keeps min(its own 120 s, the server's activity_timeout) in ms.
+  ctx.eq('activity_timeout announced', a.connection.activityTimeout, timeoutS * 1000);
+  await ctx.step(`idle for ${idleMs} ms`, () => sleep(idleMs));
+  const pings = a.__frames.filter((f) => f.event === 'pusher:ping' || f.event === 'pusher:pong').map((f) => f.event);
+  ctx.notes.push(`keepalive frames received: ${pings.join(', ')}`);
+  ctx.check('ping/pong exchanged', pings.length > 0, 'no pusher:ping or pusher:pong received');
+  ctx.eq('no state change while idle', states, []);
+  ctx.eq('still connected', a.connection.state, 'connected');
+}
+
+/**
+ * Needs an app with enable_user_authentication and a short user_authentication_timeout
+ * (parameter authTimeoutS, e.g. 1): a connection that neither signs in nor joins a private
+ * channel is closed with 4009; the other two stay.
+ */
+export async function userAuthTimeout(ctx) {
+  const timeoutS = Number(ctx.p.authTimeoutS || 1);
+  const idle = ctx.client('Idle');
+  const signed = ctx.client('SignedIn', { user_id: `u-${ctx.suffix}`, user_info: {} });
+  const priv = ctx.client('Private');
+  await ctx.step('connect', () => Promise.all([ctx.connected(idle), ctx.connected(signed), ctx.connected(priv)]));
+  const closed = new Promise((resolve) => {
+    idle.connection.bind('state_change', (s) => {
+      if (s.current !== 'connected') resolve(s.current);
+    });
+  });
+  await ctx.step('public subscribe, signin, private subscribe', async () => {
+    const ok = ctx.frame(signed, 'pusher:signin_success', (f) => f.event === 'pusher:signin_success');
+    signed.signin();
+    await Promise.all([ctx.subscribe(idle, ctx.ch('pub')), ctx.subscribe(priv, ctx.ch('private-p')), ok]);
+  });
+  await ctx.step('idle connection closed with 4009', async () => {
+    await withTimeout(closed, timeoutS * 1000 + STEP_MS, 'the unauthenticated connection to close');
+    const codes = idle.__closes.map((e) => e?.error?.data?.code ?? e?.data?.code).filter(Boolean);
+    ctx.check('4009 seen', codes.includes(4009), JSON.stringify(idle.__closes));
+  });
+  await ctx.step('signed-in and private-channel connections stay', async () => {
+    await sleep(500);
+    ctx.eq('states', [signed.connection.state, priv.connection.state], ['connected', 'connected']);
+  });
+}
+
 export const scenarios = {
   public: publicChannel,
   private: privateChannel,
@@ -414,4 +467,6 @@ export const scenarios = {
   cache: cacheChannels,
   'subscription-count': subscriptionCount,
   'channel-queries': channelQueries,
+  keepalive,
+  'user-auth-timeout': userAuthTimeout,
 };
