@@ -16,7 +16,15 @@ if [ ! -x .venv/bin/python ] || ! py_ok .venv/bin/python; then
     done
     [ -n "$py" ] || { log "need python3 >= 3.11 (set PYTHON=/path/to/python3.x)"; exit 1; }
     log "creating .venv with $py"
-    "$py" -m venv --clear .venv
+    if ! "$py" -m venv --clear .venv; then
+        # Debian ships venv separately (python3-venv); install it when we may
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y python3-venv || { apt-get update && apt-get install -y python3-venv; }
+            "$py" -m venv --clear .venv
+        else
+            log "python venv module missing: sudo apt-get install -y python3-venv"; exit 1
+        fi
+    fi
 fi
 
 # 2. The package with all drivers and test tools. The stamp is a copy of the pyproject.toml
