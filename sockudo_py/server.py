@@ -24,6 +24,7 @@ from .http_api.errors import api_error_handler, not_found_handler
 from .metrics import Metrics
 from .protocol.errors import ErrorCode
 from .ws import PusherEndpoint, PusherHandler
+from .ws.activity import ActivityAwareWebSocketProtocol
 
 log = logging.getLogger("sockudo_py.server")
 
@@ -128,6 +129,7 @@ def run(config: Config) -> None:
         node.asgi_app(),
         host=config.host,
         port=config.port,
+        ws=ActivityAwareWebSocketProtocol,
         ws_max_size=config.websocket_max_payload_kb * 1024,
         ws_ping_interval=None,
         ws_ping_timeout=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..core import Socket
+from ..protocol import frames
 from ..protocol.errors import ErrorCode
 from ..protocol.frames import PresenceMember
 from .base import Adapter, JoinResult, LeaveResult
@@ -35,8 +36,10 @@ class LocalAdapter(Adapter):
     async def terminate_user_connections(self, app_id: str, user_id: str) -> None:
         ns = self._namespaces.get(app_id)
         if ns is not None:
+            reason = "You got disconnected by the app."
             for socket in ns.user_sockets(user_id):
-                socket.close(ErrorCode.UNAUTHORIZED, "You got disconnected by the app.")
+                socket.send(frames.error(ErrorCode.UNAUTHORIZED, reason))
+                socket.close(ErrorCode.UNAUTHORIZED, reason)
 
     async def sockets_count(self, app_id: str) -> int:
         ns = self._namespaces.get(app_id)

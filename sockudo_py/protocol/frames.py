@@ -135,6 +135,11 @@ class PresenceMember:
     def key(self) -> str:
         return str(self.user_id)
 
+    @property
+    def info(self) -> JsonValue:
+        """``user_info`` as sent to clients: ``{}`` when the member has none."""
+        return {} if self.user_info is None else self.user_info
+
 
 def parse_channel_data(channel_data: str | None) -> PresenceMember:
     """Parse the ``channel_data`` of a presence subscription."""
@@ -190,7 +195,7 @@ def subscription_succeeded(channel: str, members: dict[str, PresenceMember] | No
     else:
         presence = {
             "ids": [m.user_id for m in members.values()],
-            "hash": {key: m.user_info for key, m in members.items()},
+            "hash": {key: m.info for key, m in members.items()},
             "count": len(members),
         }
         data = dumps({"presence": presence})
@@ -206,7 +211,7 @@ def subscription_error(channel: str, kind: str, reason: str, status: int) -> str
 
 
 def member_added(channel: str, member: PresenceMember) -> str:
-    data = dumps({"user_id": member.user_id, "user_info": member.user_info or {}})
+    data = dumps({"user_id": member.user_id, "user_info": member.info})
     return dumps({"event": "pusher_internal:member_added", "channel": channel, "data": data})
 
 

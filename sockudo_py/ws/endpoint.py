@@ -15,6 +15,7 @@ from ..config import App, Config
 from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
+from .activity import SCOPE_KEY
 from .connection import AsgiSend, Connection
 from .handler import PusherHandler
 from .origins import origin_allowed
@@ -82,6 +83,7 @@ class PusherEndpoint:
 
             conn.on_abort = on_abort
         self.connections[conn.socket_id] = conn
+        scope[SCOPE_KEY] = conn
         await self.adapter.add_socket(app.id, conn)
         conn.start()
         self.metrics.connection_opened(app.id)

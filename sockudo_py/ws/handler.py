@@ -78,8 +78,8 @@ class PusherHandler:
         channel = request.channel
         try:
             member = self._authorize(conn, request)
-            if channel in conn.channels:
-                await self._succeeded(conn, channel, member)
+            if channel in conn.channels:  # idempotent: answer with what is in place
+                await self._succeeded(conn, channel, conn.channels[channel])
                 return
             if member is not None:
                 await self._check_presence_room(conn, channel, member)

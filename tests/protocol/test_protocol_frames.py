@@ -370,7 +370,8 @@ def test_subscription_succeeded_presence(
     # ids keep the type each client gave; hash is keyed by the text form.
     assert presence["ids"] == [m.user_id for m in members.values()]
     assert {str(i) for i in presence["ids"]} == set(presence["hash"])
-    assert presence["hash"] == {k: m.user_info for k, m in members.items()}
+    # a member without user_info is shown with {} (as in member_added)
+    assert presence["hash"] == {k: m.info for k, m in members.items()}
 
 
 @given(
@@ -396,7 +397,7 @@ def test_member_added_and_removed(channel: str, member: f.PresenceMember) -> Non
     assert added["channel"] == channel
     data = _string_data(added)
     assert data["user_id"] == member.user_id
-    assert data["user_info"] == (member.user_info or {})
+    assert data["user_info"] == ({} if member.user_info is None else member.user_info)
 
     removed = _decode(f.member_removed(channel, member))
     assert removed["event"] == "pusher_internal:member_removed"
