@@ -84,11 +84,11 @@ class PusherEndpoint:
             conn.on_abort = on_abort
         self.connections[conn.socket_id] = conn
         scope[SCOPE_KEY] = conn
-        await self.adapter.add_socket(app.id, conn)
         conn.start()
         self.metrics.connection_opened(app.id)
-        conn.send(frames.connection_established(conn.socket_id, self.config.activity_timeout))
         try:
+            await self.adapter.add_socket(app.id, conn)
+            conn.send(frames.connection_established(conn.socket_id, self.config.activity_timeout))
             await self._read_loop(conn, receive)
         except asyncio.CancelledError:
             pass  # aborted (slow consumer) or server stopping

@@ -205,7 +205,9 @@ class PusherHandler:
         ns.watch(conn, watchlist)
         online = [u for u in watchlist if await self.adapter.user_socket_count(app_id, u)]
         offline = [u for u in watchlist if u not in online]
-        conn.send(frames.watchlist_events([("online", online), ("offline", offline)]))
+        events = [(name, ids) for name, ids in (("online", online), ("offline", offline)) if ids]
+        if events:
+            conn.send(frames.watchlist_events(events))
         if first:
             assert conn.user_id is not None
             ns.notify_watchers(conn.user_id, frames.watchlist_events([("online", [conn.user_id])]))
