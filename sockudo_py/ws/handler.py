@@ -75,30 +75,37 @@ class PusherHandler:
     # --- subscriptions -----------------------------------------------------------------
 
     async def subscribe(self, conn: Connection, request: frames.Subscribe) -> None:
-        channel = request.channel
+        app_id, channel = conn.app.id, request.channel
+        members: dict[str, PresenceMember] | None = None
         try:
             member = self._authorize(conn, request)
             if channel in conn.channels:  # idempotent: answer with what is in place
-                await self._succeeded(conn, channel, conn.channels[channel])
+                if conn.channels[channel] is not None:
+                    members = await self.adapter.channel_members(app_id, channel)
+                conn.send(frames.subscription_succeeded(channel, members))
                 return
             if member is not None:
-                await self._check_presence_room(conn, channel, member)
+                members = await self.adapter.channel_members(app_id, channel)
+                self._check_presence_room(conn, members, member)
         except SubscriptionRefused as refused:
             conn.send(
                 frames.subscription_error(channel, refused.kind, refused.reason, refused.status)
             )
             return
-        app_id = conn.app.id
         conn.channels[channel] = member
         result = await self.adapter.subscribe(app_id, channel, conn, member)
-        if channel_type(channel).requires_auth:
+        kind = channel_type(channel)
+        if kind.requires_auth:
             conn.authenticated = True
-        await self._succeeded(conn, channel, member)
+        if member is not None:
+            assert members is not None
+            members.setdefault(member.key, member)
+        conn.send(frames.subscription_succeeded(channel, members))
         if member is not None and result.first_for_user:
             await self.adapter.broadcast(
                 app_id, channel, frames.member_added(channel, member), conn.socket_id
             )
-        if channel_type(channel).is_cache:
+        if kind.is_cache:
             cached = await self.cache.get(channel_cache_key(app_id, channel))
             conn.send(cached if cached is not None else frames.cache_miss(channel))
         await self._count_changed(conn, channel, result.subscription_count)
@@ -139,10 +146,10 @@ class PusherHandler:
             )
         return member
 
-    async def _check_presence_room(
-        self, conn: Connection, channel: str, member: PresenceMember
+    @staticmethod
+    def _check_presence_room(
+        conn: Connection, members: dict[str, PresenceMember], member: PresenceMember
     ) -> None:
-        members = await self.adapter.channel_members(conn.app.id, channel)
         limit = conn.app.max_presence_members_per_channel
         if member.key not in members and len(members) >= limit:
             raise SubscriptionRefused(
@@ -150,16 +157,6 @@ class PusherHandler:
                 f"The presence channel already has {limit} members",
                 ErrorCode.OVER_CAPACITY,
             )
-
-    async def _succeeded(
-        self, conn: Connection, channel: str, member: PresenceMember | None
-    ) -> None:
-        if member is None:
-            conn.send(frames.subscription_succeeded(channel))
-            return
-        members = await self.adapter.channel_members(conn.app.id, channel)
-        members.setdefault(member.key, member)
-        conn.send(frames.subscription_succeeded(channel, members))
 
     async def _count_changed(self, conn: Connection, channel: str, count: int) -> None:
         if conn.app.enable_subscription_count and channel_type(channel).kind is not (
