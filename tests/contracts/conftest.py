@@ -1,0 +1,95 @@
+"""Driver fixtures of the contract suites: each fixture is parametrized over every driver of
+its family, and the suites run unchanged against each one.
+
+Adding a driver: append one ``pytest.param`` to ``ADAPTERS``, ``APP_MANAGERS`` or ``CACHES``
+below. Its value is a ``Config`` fragment (as in config.json) selecting the driver and pointing
+it at the real service, e.g.
+``pytest.param({"cache": {"driver": "redis"}, "database": {"redis": {"url": REDIS_URL}}},
+id="redis", marks=needs_redis)``, where ``needs_redis`` is a ``pytest.mark.skipif`` on the
+service being unreachable (env var unset). Drivers are built through the family's factory, so
+nothing else changes. Tests use per-test unique app ids and cache keys (``uid``), so a shared
+service needs no flushing between tests; an app-manager driver whose store is not cleared by
+seeding should still only be asserted on the apps it was given.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from sockudo_py.adapters import Adapter, create_adapter
+from sockudo_py.app_manager import AppManager, create_app_manager
+from sockudo_py.cache import Cache, create_cache
+from sockudo_py.config import App, Config
+
+ADAPTERS = [
+    pytest.param({"adapter": {"driver": "local"}}, id="local"),
+]
+
+APP_MANAGERS = [
+    pytest.param({"app_manager": {"driver": "memory"}}, id="memory"),
+]
+
+# ``set(key, value)`` without a ttl means "no expiry" only on a driver without a default TTL;
+# the memory driver applies ``cache.memory.ttl`` (300 s unless configured), so it runs here
+# with 0 (no default) and the suite can pin ``ttl() == -1`` for keys set without expiry.
+CACHES = [
+    pytest.param({"cache": {"driver": "memory", "memory": {"ttl": 0}}}, id="memory"),
+]
+
+
+def config_of(fragment: dict[str, Any]) -> Config:
+    return Config.model_validate(fragment)
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique tag for this test's app ids and cache keys."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(params=ADAPTERS)
+async def adapter(request: pytest.FixtureRequest) -> AsyncIterator[Adapter]:
+    driver = create_adapter(config_of(request.param).adapter)
+    await driver.start()
+    try:
+        yield driver
+    finally:
+        await driver.stop()
+
+
+AppManagerFactory = Callable[[list[App]], Awaitable[AppManager]]
+
+
+@pytest.fixture(params=APP_MANAGERS)
+async def app_manager_factory(request: pytest.FixtureRequest) -> AsyncIterator[AppManagerFactory]:
+    """``await app_manager_factory([App, ...])``: a started driver holding those apps, seeded
+    the way a deployment seeds it (``app_manager.array.apps``, upserted at start-up)."""
+    started: list[AppManager] = []
+
+    async def make(apps: list[App]) -> AppManager:
+        config = config_of(request.param)
+        config.app_manager.array.apps = list(apps)
+        manager = create_app_manager(config.app_manager)
+        await manager.start()
+        started.append(manager)
+        return manager
+
+    try:
+        yield make
+    finally:
+        for manager in started:
+            await manager.stop()
+
+
+@pytest.fixture(params=CACHES)
+async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
+    driver = create_cache(config_of(request.param).cache)
+    await driver.start()
+    try:
+        yield driver
+    finally:
+        await driver.stop()
