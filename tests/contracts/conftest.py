@@ -5,8 +5,8 @@ Adding a driver: append one ``pytest.param`` to ``ADAPTERS``, ``APP_MANAGERS`` o
 below. Its value is a ``Config`` fragment (as in config.json) selecting the driver and pointing
 it at the real service, e.g.
 ``pytest.param({"cache": {"driver": "redis"}, "database": {"redis": {"url": REDIS_URL}}},
-id="redis", marks=needs_redis)``, where ``needs_redis`` is a ``pytest.mark.skipif`` on the
-service being unreachable (env var unset). Drivers are built through the family's factory, so
+id="redis")``. No skip marks: the service must be there (``make test`` starts it), and an
+unreachable one fails the test, as CI requires. Drivers are built through the family's factory, so
 nothing else changes. Tests use per-test unique app ids and cache keys (``uid``), so a shared
 service needs no flushing between tests; an app-manager driver whose store is not cleared by
 seeding should still only be asserted on the apps it was given.
