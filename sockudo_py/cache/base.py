@@ -9,7 +9,9 @@ class Cache(ABC):
     """A string key-value store with per-key time to live.
 
     ``get`` of a missing or expired key is ``None``; ``ttl`` is the remaining lifetime in
-    seconds (``None`` for a missing key, ``-1`` for a key without expiry).
+    seconds (``None`` for a missing key, ``-1`` for a key without expiry). ``set`` without a
+    ``ttl`` uses the driver's configured default TTL, or no expiry when it has none; TTLs are
+    fractional seconds.
     """
 
     async def start(self) -> None:
