@@ -50,9 +50,6 @@ class Adapter(ABC):
             ns = self._namespaces[app_id] = Namespace(app_id)
         return ns
 
-    def namespaces(self) -> list[Namespace]:
-        return list(self._namespaces.values())
-
     async def start(self) -> None:
         """Connect to the broker, if any. Called once before the server accepts traffic."""
 

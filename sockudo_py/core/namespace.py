@@ -132,10 +132,6 @@ class Namespace:
                     del self.presence_users[channel]
         return True, member
 
-    def is_subscribed(self, channel: str, socket_id: str) -> bool:
-        sockets = self.channels.get(channel)
-        return sockets is not None and socket_id in sockets
-
     def subscription_count(self, channel: str) -> int:
         return len(self.channels.get(channel, ()))
 

@@ -29,6 +29,8 @@ class Connection:
     """A connected socket of ``app``.
 
     ``channels`` maps each subscribed channel to its presence member (or ``None``).
+    The buffer limit ``max_bytes`` is counted in characters of the queued frames (bytes for
+    the ASCII JSON the server writes).
     After ``close`` nothing more is queued; the writer flushes what was queued, then sends
     the close frame. ``abort`` drops the queue first (slow consumers).
     """
