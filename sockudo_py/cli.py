@@ -46,9 +46,14 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, OSError) as exc:
         print(f"sockudo-py: configuration error:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    from .server import run
+    from .server import Node, run
 
+    try:
+        node = Node.build(config)
+    except (ValueError, ImportError) as exc:  # a driver that is unknown or not installed
+        print(f"sockudo-py: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.getLogger("sockudo_py").info(
         "sockudo-py %s listening on %s:%s", __version__, config.host, config.port
     )
-    run(config)
+    run(node)

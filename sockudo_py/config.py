@@ -102,6 +102,19 @@ def _driver(value: Any, allowed: tuple[str, ...], aliases: Mapping[str, str]) ->
     return name
 
 
+class DriverSection(Section):
+    """A section that picks a driver by name: ``DRIVERS`` are the known names,
+    ``DRIVER_ALIASES`` map other spellings (soketi's) to them; anything else is an error."""
+
+    DRIVERS: ClassVar[tuple[str, ...]] = ()
+    DRIVER_ALIASES: ClassVar[Mapping[str, str]] = {}
+
+    @field_validator("driver", mode="before", check_fields=False)
+    @classmethod
+    def _known_driver(cls, value: Any) -> Any:
+        return _driver(value, cls.DRIVERS, cls.DRIVER_ALIASES)
+
+
 # --- per-app ---------------------------------------------------------------------------------
 
 
@@ -384,13 +397,14 @@ class NatsAdapterConfig(Section):
     no_echo: bool = True
 
 
-class AdapterConfig(Section):
+class AdapterConfig(DriverSection):
     """Cross-node fan-out. ``driver``: local | redis | redis-cluster | nats.
 
     Sockudo accepts ``cluster_health`` both here and at the top level; on loading both are
     made equal (the top-level one wins when both are given). Code reads the top-level one."""
 
     DRIVERS: ClassVar[tuple[str, ...]] = ("local", "redis", "redis-cluster", "nats")
+    DRIVER_ALIASES: ClassVar[Mapping[str, str]] = {"rediscluster": "redis-cluster"}
     sockudo_only_keys = frozenset({"pulsar", "rabbitmq", "google_pubsub", "kafka", "iggy", "omq"})
 
     driver: str = "local"
@@ -403,11 +417,6 @@ class AdapterConfig(Section):
     aggregate_counts: bool = False
     fast_presence_transitions: bool = False
     buffer_multiplier_per_cpu: PosInt = 64
-
-    @field_validator("driver", mode="before")
-    @classmethod
-    def _known_driver(cls, value: Any) -> Any:
-        return _driver(value, cls.DRIVERS, {"rediscluster": "redis-cluster"})
 
 
 # --- app manager, cache, queue ---------------------------------------------------------------
@@ -424,21 +433,17 @@ class AppManagerCache(Section):
     ttl: NonNegInt = 300
 
 
-class AppManagerConfig(Section):
+class AppManagerConfig(DriverSection):
     """Where apps come from. ``driver``: memory | mysql | dynamodb (soketi's ``array`` means
     memory). The embedded default app is only added for the memory driver."""
 
     DRIVERS: ClassVar[tuple[str, ...]] = ("memory", "mysql", "dynamodb")
+    DRIVER_ALIASES: ClassVar[Mapping[str, str]] = {"array": "memory"}
     sockudo_only_keys = frozenset({"scylladb", "surrealdb"})
 
     driver: str = "memory"
     array: AppArray = Field(default_factory=AppArray)
     cache: AppManagerCache = Field(default_factory=AppManagerCache)
-
-    @field_validator("driver", mode="before")
-    @classmethod
-    def _known_driver(cls, value: Any) -> Any:
-        return _driver(value, cls.DRIVERS, {"array": "memory"})
 
 
 class MemoryCacheConfig(Section):
@@ -453,20 +458,16 @@ class RedisCacheConfig(Section):
     cluster_mode: bool = False
 
 
-class CacheConfig(Section):
+class CacheConfig(DriverSection):
     """Shared cache (cache channels, app lookups). ``driver``: memory | redis |
     redis-cluster | none."""
 
     DRIVERS: ClassVar[tuple[str, ...]] = ("memory", "redis", "redis-cluster", "none")
+    DRIVER_ALIASES: ClassVar[Mapping[str, str]] = {"rediscluster": "redis-cluster"}
 
     driver: str = "memory"
     memory: MemoryCacheConfig = Field(default_factory=MemoryCacheConfig)
     redis: RedisCacheConfig = Field(default_factory=RedisCacheConfig)
-
-    @field_validator("driver", mode="before")
-    @classmethod
-    def _known_driver(cls, value: Any) -> Any:
-        return _driver(value, cls.DRIVERS, {"rediscluster": "redis-cluster"})
 
 
 class RedisQueueConfig(Section):
@@ -517,11 +518,12 @@ class QueueReliabilityConfig(Section):
     max_batch_size: PosInt = 1000
 
 
-class QueueConfig(Section):
+class QueueConfig(DriverSection):
     """Webhook job queue. ``driver``: memory | redis | sqs | none (soketi's ``sync`` means
     memory). Sockudo's code default is redis; ours, like its shipped config.json, memory."""
 
     DRIVERS: ClassVar[tuple[str, ...]] = ("memory", "redis", "sqs", "none")
+    DRIVER_ALIASES: ClassVar[Mapping[str, str]] = {"sync": "memory"}
     sockudo_only_keys = frozenset(
         {"sns", "nats", "pulsar", "rabbitmq", "google_pubsub", "kafka", "iggy"}
     )
@@ -531,11 +533,6 @@ class QueueConfig(Section):
     redis_cluster: RedisClusterQueueConfig = Field(default_factory=RedisClusterQueueConfig)
     sqs: SqsQueueConfig = Field(default_factory=SqsQueueConfig)
     reliability: QueueReliabilityConfig = Field(default_factory=QueueReliabilityConfig)
-
-    @field_validator("driver", mode="before")
-    @classmethod
-    def _known_driver(cls, value: Any) -> Any:
-        return _driver(value, cls.DRIVERS, {"sync": "memory"})
 
 
 # --- rate limiter, metrics, webhooks, ssl, cors ----------------------------------------------
@@ -557,11 +554,12 @@ class RedisRateLimiterConfig(Section):
     cluster_mode: bool = False
 
 
-class RateLimiterConfig(Section):
+class RateLimiterConfig(DriverSection):
     """HTTP API and WebSocket-connect rate limits. ``driver``: memory | redis (soketi's
     ``local`` means memory). Off by default in sockudo-py (Sockudo's code default is on)."""
 
     DRIVERS: ClassVar[tuple[str, ...]] = ("memory", "redis")
+    DRIVER_ALIASES: ClassVar[Mapping[str, str]] = {"local": "memory"}
 
     enabled: bool = False
     driver: str = "memory"
@@ -573,17 +571,12 @@ class RateLimiterConfig(Section):
     )
     redis: RedisRateLimiterConfig = Field(default_factory=RedisRateLimiterConfig)
 
-    @field_validator("driver", mode="before")
-    @classmethod
-    def _known_driver(cls, value: Any) -> Any:
-        return _driver(value, cls.DRIVERS, {"local": "memory"})
-
 
 class PrometheusConfig(Section):
     prefix: str = "sockudo_"
 
 
-class MetricsConfig(Section):
+class MetricsConfig(DriverSection):
     """Prometheus exporter on its own listener ``host:port`` (``GET /metrics``)."""
 
     DRIVERS: ClassVar[tuple[str, ...]] = ("prometheus",)
@@ -594,11 +587,6 @@ class MetricsConfig(Section):
     host: str = "0.0.0.0"
     port: Port = 9601
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
-
-    @field_validator("driver", mode="before")
-    @classmethod
-    def _known_driver(cls, value: Any) -> Any:
-        return _driver(value, cls.DRIVERS, {})
 
 
 class WebhookBatching(Section):

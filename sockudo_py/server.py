@@ -122,9 +122,9 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)  # type: ignore[arg-type]
 
 
-def run(config: Config) -> None:
+def run(node: Node) -> None:
     """Serve until SIGINT/SIGTERM."""
-    node = Node.build(config)
+    config = node.config
     uv_config = uvicorn.Config(
         node.asgi_app(),
         host=config.host,

@@ -38,3 +38,9 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("--config", str(tmp_path / "nope.json"))
     assert result.returncode == 2
     assert "nope.json" in result.stderr
+
+
+def test_driver_not_in_this_build_is_a_clear_error() -> None:
+    result = run_cli("--port", "0", env={"ADAPTER_DRIVER": "nats"})
+    assert result.returncode == 2
+    assert "adapter.driver" in result.stderr
