@@ -452,10 +452,17 @@ class MemoryCacheConfig(Section):
     max_capacity: PosInt = 10000
 
 
-class RedisCacheConfig(Section):
-    prefix: str = "sockudo_cache:"
+class RedisUse(Section):
+    """How one driver uses Redis: its key ``prefix``, an optional ``url_override`` of
+    ``database.redis`` (see ``Config.redis_url``) and ``cluster_mode``."""
+
+    prefix: str = ""
     url_override: str | None = None
     cluster_mode: bool = False
+
+
+class RedisCacheConfig(RedisUse):
+    prefix: str = "sockudo_cache:"
 
 
 class CacheConfig(DriverSection):
@@ -470,11 +477,9 @@ class CacheConfig(DriverSection):
     redis: RedisCacheConfig = Field(default_factory=RedisCacheConfig)
 
 
-class RedisQueueConfig(Section):
+class RedisQueueConfig(RedisUse):
     concurrency: PosInt = 5
     prefix: str = "sockudo_queue:"
-    url_override: str | None = None
-    cluster_mode: bool = False
     response_timeout_ms: PosInt = 5000
 
 
@@ -548,10 +553,8 @@ class RateLimit(Section):
     trust_hops: NonNegInt = 0
 
 
-class RedisRateLimiterConfig(Section):
+class RedisRateLimiterConfig(RedisUse):
     prefix: str = "sockudo_rl:"
-    url_override: str | None = None
-    cluster_mode: bool = False
 
 
 class RateLimiterConfig(DriverSection):
