@@ -14,9 +14,10 @@ seeding should still only be asserted on the apps it was given.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -51,14 +52,23 @@ def uid() -> str:
     return uuid.uuid4().hex[:10]
 
 
-@pytest.fixture(params=ADAPTERS)
-async def adapter(request: pytest.FixtureRequest) -> AsyncIterator[Adapter]:
-    driver = create_adapter(config_of(request.param).adapter)
+Driver = TypeVar("Driver", Adapter, AppManager, Cache)
+
+
+@contextlib.asynccontextmanager
+async def running(driver: Driver) -> AsyncIterator[Driver]:
+    """``driver`` started for the block, stopped after it."""
     await driver.start()
     try:
         yield driver
     finally:
         await driver.stop()
+
+
+@pytest.fixture(params=ADAPTERS)
+async def adapter(request: pytest.FixtureRequest) -> AsyncIterator[Adapter]:
+    async with running(create_adapter(config_of(request.param).adapter)) as driver:
+        yield driver
 
 
 AppManagerFactory = Callable[[list[App]], Awaitable[AppManager]]
@@ -87,9 +97,5 @@ async def app_manager_factory(request: pytest.FixtureRequest) -> AsyncIterator[A
 
 @pytest.fixture(params=CACHES)
 async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
-    driver = create_cache(config_of(request.param).cache)
-    await driver.start()
-    try:
+    async with running(create_cache(config_of(request.param).cache)) as driver:
         yield driver
-    finally:
-        await driver.stop()
