@@ -7,7 +7,6 @@ when a Ping or Pong frame arrives, the ``Connection`` stored in the ASGI scope (
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -23,8 +22,7 @@ class ActivityAwareWebSocketProtocol(WebSocketsSansIOProtocol):
         scope: dict[str, Any] | None = getattr(self, "scope", None)
         conn = scope.get(SCOPE_KEY) if scope is not None else None
         if conn is not None:
-            conn.last_activity = time.monotonic()
-            conn.ping_sent_at = None
+            conn.mark_active()
 
     def handle_ping(self) -> None:
         self._mark_active()

@@ -132,6 +132,11 @@ class Connection:
         if self.on_abort is not None:
             self.on_abort()
 
+    def mark_active(self) -> None:
+        """The peer sent something: restart the activity timer, forget an unanswered ping."""
+        self.last_activity = time.monotonic()
+        self.ping_sent_at = None
+
     def allow_client_event(self) -> bool:
         """Count a client event against ``max_client_events_per_second`` per
         ``decay_seconds`` (a fixed window); False when over the limit."""

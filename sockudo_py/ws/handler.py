@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import orjson
 
@@ -47,8 +46,7 @@ class PusherHandler:
         self.cache = cache
 
     async def handle(self, conn: Connection, raw: str | bytes) -> None:
-        conn.last_activity = time.monotonic()
-        conn.ping_sent_at = None
+        conn.mark_active()
         try:
             frame = frames.parse_frame(raw)
             event = frame.event
