@@ -45,7 +45,7 @@ class Node:
     def build(cls, config: Config) -> Node:
         app_manager = create_app_manager(config.app_manager)
         adapter = create_adapter(config.adapter)
-        cache = create_cache(config.cache)
+        cache = create_cache(config)
         metrics = Metrics(config.metrics.prometheus.prefix, config.port)
         handler = PusherHandler(adapter, cache)
         endpoint = PusherEndpoint(config, app_manager, adapter, handler, metrics)

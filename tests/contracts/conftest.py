@@ -10,6 +10,11 @@ unreachable one fails the test, as CI requires. Drivers are built through the fa
 nothing else changes. Tests use per-test unique app ids and cache keys (``uid``), so a shared
 service needs no flushing between tests; an app-manager driver whose store is not cleared by
 seeding should still only be asserted on the apps it was given.
+
+Redis Cluster: a fragment may hold ``REDIS_CLUSTER_NODES`` (for ``database.redis.cluster.nodes``)
+or ``REDIS_CLUSTER_SEEDS`` (for ``adapter.cluster.nodes``); a fixture passes its param through
+``resolve_fragment(request, request.param)``, which fills them in from the session fixture
+``redis_cluster`` (a throwaway 3-master cluster, tests/redis_cluster.py, started on first use).
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+from redis_cluster import REDIS_CLUSTER_NODES, resolve_fragment
 
 from sockudo_py.adapters import Adapter, create_adapter
 from sockudo_py.app_manager import AppManager, create_app_manager
 from sockudo_py.cache import Cache, create_cache
 from sockudo_py.config import App, Config
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 ADAPTERS = [
     pytest.param({"adapter": {"driver": "local"}}, id="local"),
@@ -37,8 +45,19 @@ APP_MANAGERS = [
 # ``set(key, value)`` without a ttl means "no expiry" only on a driver without a default TTL;
 # the memory driver applies ``cache.memory.ttl`` (300 s unless configured), so it runs here
 # with 0 (no default) and the suite can pin ``ttl() == -1`` for keys set without expiry.
+# The Redis caches have no default TTL (the config has no key for one).
 CACHES = [
     pytest.param({"cache": {"driver": "memory", "memory": {"ttl": 0}}}, id="memory"),
+    pytest.param(
+        {"cache": {"driver": "redis"}, "database": {"redis": {"url": REDIS_URL}}}, id="redis"
+    ),
+    pytest.param(
+        {
+            "cache": {"driver": "redis-cluster"},
+            "database": {"redis": {"cluster": {"nodes": REDIS_CLUSTER_NODES}}},
+        },
+        id="redis-cluster",
+    ),
 ]
 
 
@@ -97,5 +116,6 @@ async def app_manager_factory(request: pytest.FixtureRequest) -> AsyncIterator[A
 
 @pytest.fixture(params=CACHES)
 async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
-    async with running(create_cache(config_of(request.param).cache)) as driver:
+    fragment = resolve_fragment(request, request.param)
+    async with running(create_cache(config_of(fragment))) as driver:
         yield driver

@@ -1,0 +1,245 @@
+"""The ``redis`` and ``redis-cluster`` caches: values kept in Redis or a Redis Cluster.
+
+Needs the ``redis`` package (``pip install 'sockudo-py[redis]'``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+try:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import RedisClusterException, RedisError
+except ImportError as exc:  # pragma: no cover - exercised by hiding the package in a test
+    raise ImportError(
+        "the redis and redis-cluster cache drivers need the `redis` package: "
+        "pip install 'sockudo-py[redis]'"
+    ) from exc
+
+from .base import Cache
+
+if TYPE_CHECKING:
+    from ..config import Config, RedisNode
+
+logger = logging.getLogger("sockudo_py.cache.redis")
+
+UNAVAILABLE = (RedisError, RedisClusterException, OSError)
+"""What a call may raise while Redis is down or misbehaving (timeouts are ``OSError``s)."""
+
+WARNING_INTERVAL = 30.0
+"""Seconds between two warnings about an unavailable Redis (failures are counted between)."""
+
+# A cache answers fast or not at all: a down Redis costs a caller a few quick retries, not the
+# client's default of ten with back-off, and a silent one at most the socket timeout.
+SOCKET_TIMEOUT = 2.0
+RETRIES = 2
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.1, base=0.01), RETRIES)
+
+
+class RedisCache(Cache):
+    """A ``Cache`` in Redis (``client`` is a ``redis.asyncio.Redis`` or ``RedisCluster``).
+
+    Keys are ``prefix + key`` (``cache.redis.prefix``, ``sockudo_cache:`` by default); TTLs are
+    kept by Redis in milliseconds (``SET ... PX`` / ``PTTL``). ``set`` without a ``ttl`` uses
+    ``default_ttl``; the config has no Redis cache TTL, so the factory passes none and such
+    keys never expire (callers wanting expiry pass a ``ttl``). A ``ttl`` (or default) of 0 or
+    less also means no expiry, as in the memory cache.
+
+    A Redis that is down or failing never raises out of ``get``/``set``/``delete``/``ttl``:
+    ``get`` and ``ttl`` answer as for a missing key, ``set`` and ``delete`` are skipped. One
+    warning is logged per ``WARNING_INTERVAL`` seconds while calls fail (with the count of
+    failed calls), and an info line when a call succeeds again; the client reconnects by
+    itself on the next call. ``start`` checks the connection the same way and never fails.
+    """
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        prefix: str = "sockudo_cache:",
+        default_ttl: float | None = None,
+        description: str = "redis",
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._default_ttl = default_ttl
+        self.description = description
+        self._failures = 0
+        self._last_warning = -math.inf
+        self._down = False
+
+    @classmethod
+    def from_url(
+        cls, url: str, prefix: str = "sockudo_cache:", default_ttl: float | None = None
+    ) -> RedisCache:
+        """A cache on the single Redis at ``url`` (``redis://`` or ``rediss://``)."""
+        client = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=_retry(),
+        )
+        return cls(client, prefix, default_ttl, f"redis {_redact(url)}")
+
+    @classmethod
+    def cluster(
+        cls,
+        seeds: list[RedisNode],
+        prefix: str = "sockudo_cache:",
+        default_ttl: float | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+    ) -> RedisCache:
+        """A cache on the Redis Cluster found through ``seeds`` (a seed's ``host`` may be a
+        ``redis(s)://[user:pass@]host:port`` URL: its credentials and scheme are used when
+        ``username``/``password``/``tls`` are not given)."""
+        if not seeds:
+            raise ValueError("redis-cluster cache: no Redis Cluster seed nodes configured")
+        nodes: list[ClusterNode] = []
+        for seed in seeds:
+            host, port = seed.host, seed.port
+            if host.startswith(("redis://", "rediss://")):
+                parts = urlsplit(host)
+                host, port = parts.hostname or "127.0.0.1", parts.port or seed.port
+                tls = tls or parts.scheme == "rediss"
+                username = username or (unquote(parts.username) if parts.username else None)
+                password = password or (unquote(parts.password) if parts.password else None)
+            nodes.append(ClusterNode(host, port))
+        client = RedisCluster(
+            startup_nodes=nodes,
+            decode_responses=True,
+            username=username,
+            password=password,
+            ssl=tls,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=_retry(),
+        )
+        names = ",".join(f"{node.host}:{node.port}" for node in nodes)
+        return cls(client, prefix, default_ttl, f"redis-cluster {names}")
+
+    async def start(self) -> None:
+        try:
+            await self._client.ping()
+        except UNAVAILABLE as exc:
+            self._failed("ping", exc)
+        else:
+            self._succeeded()
+
+    async def stop(self) -> None:
+        try:
+            await self._client.aclose()
+        except UNAVAILABLE as exc:
+            logger.debug("%s cache: closing: %r", self.description, exc)
+
+    async def get(self, key: str) -> str | None:
+        try:
+            value = await self._client.get(self._prefix + key)
+        except UNAVAILABLE as exc:
+            self._failed("get", exc)
+            return None
+        self._succeeded()
+        return value.decode() if isinstance(value, bytes) else value  # str: decode_responses
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        ttl = self._default_ttl if ttl is None else ttl
+        px = max(1, round(ttl * 1000)) if ttl is not None and ttl > 0 else None
+        try:
+            await self._client.set(self._prefix + key, value, px=px)
+        except UNAVAILABLE as exc:
+            self._failed("set", exc)
+            return
+        self._succeeded()
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._client.delete(self._prefix + key)
+        except UNAVAILABLE as exc:
+            self._failed("delete", exc)
+            return
+        self._succeeded()
+
+    async def ttl(self, key: str) -> float | None:
+        try:
+            millis: int = await self._client.pttl(self._prefix + key)
+        except UNAVAILABLE as exc:
+            self._failed("ttl", exc)
+            return None
+        self._succeeded()
+        if millis == -2:  # no such key
+            return None
+        if millis == -1:  # no expiry
+            return -1
+        return millis / 1000
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        self._failures += 1
+        self._down = True
+        now = time.monotonic()
+        if now - self._last_warning >= WARNING_INTERVAL:
+            logger.warning(
+                "%s cache unavailable (%d failed call(s) since the last warning; serving "
+                "misses meanwhile), last on %s: %r",
+                self.description, self._failures, operation, exc,
+            )  # fmt: skip
+            self._last_warning = now
+            self._failures = 0
+
+    def _succeeded(self) -> None:
+        if self._down:
+            self._down = False
+            self._failures = 0
+            self._last_warning = -math.inf
+            logger.info("%s cache reachable again", self.description)
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def cluster_seeds(config: Config) -> list[RedisNode]:
+    """Redis Cluster seeds: ``database.redis.cluster.nodes`` (or legacy ``cluster_nodes``),
+    else ``adapter.cluster.nodes`` (``host:port`` strings or URLs)."""
+    from ..config import RedisNode
+
+    seeds = config.database.redis.cluster_seeds()
+    return list(seeds) or [RedisNode.from_seed(s) for s in config.adapter.cluster.nodes]
+
+
+def create_redis_cache(config: Config) -> RedisCache:
+    """The ``redis`` cache of ``config`` (a cluster one for ``redis-cluster`` or
+    ``cache.redis.cluster_mode``)."""
+    section = config.cache.redis
+    if config.cache.driver == "redis-cluster" or section.cluster_mode:
+        seeds = cluster_seeds(config)
+        if not seeds:
+            raise ValueError(
+                f"cache.driver: {config.cache.driver!r} (cluster mode) needs Redis Cluster seeds "
+                "in database.redis.cluster.nodes or adapter.cluster.nodes (REDIS_CLUSTER_NODES)"
+            )
+        connection = config.database.redis.cluster
+        return RedisCache.cluster(
+            seeds,
+            section.prefix,
+            username=connection.username,
+            password=connection.password,
+            tls=connection.use_tls,
+        )
+    return RedisCache.from_url(config.redis_url(section.url_override), section.prefix)
