@@ -41,7 +41,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -367,13 +367,14 @@ class RedisAdapterConfig(Section):
 
 
 class RedisClusterAdapterConfig(Section):
-    """Redis Cluster adapter; ``nodes`` are seed URLs or ``host:port`` strings."""
+    """Redis Cluster adapter; ``nodes`` are seed URLs or ``host:port`` strings.
+    ``use_sharded_pubsub``: true/false forces it; unset uses it when the server has it."""
 
     nodes: list[str] = Field(default_factory=list)
     prefix: str = "sockudo_adapter:"
     request_timeout_ms: PosInt = 1000
     use_connection_manager: bool = True
-    use_sharded_pubsub: bool = False
+    use_sharded_pubsub: bool | None = None
     sockudo_only_keys = frozenset({"tls"})
 
 
@@ -676,6 +677,30 @@ class RedisNode(Section):
         port = match.group(2) or match.group(4)
         return cls(host=host, port=int(port) if port else 6379)
 
+    def address(self) -> RedisAddress:
+        """Where to connect: the URL's parts when ``host`` is a ``redis(s)://`` URL."""
+        if not self.host.startswith(("redis://", "rediss://")):
+            return RedisAddress(self.host, self.port)
+        parts = urlsplit(self.host)
+        return RedisAddress(
+            parts.hostname or "127.0.0.1",
+            parts.port or self.port,
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+            parts.scheme == "rediss",
+        )
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """A Redis node's host and port, with any credentials and TLS its seed URL carried."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
 
 class RedisTlsConfig(Section):
     enabled: bool = False
@@ -731,9 +756,11 @@ class RedisConnection(Section):
             auth += "@"
         return f"{scheme}://{auth}{host}:{self.port}/{self.db}"
 
-    def cluster_seeds(self) -> list[RedisNode]:
-        """``cluster.nodes``, else the legacy ``cluster_nodes``."""
-        return self.cluster.nodes or self.cluster_nodes
+    def cluster_seeds(self, fallback: list[str] | None = None) -> list[RedisNode]:
+        """``cluster.nodes``, else the legacy ``cluster_nodes``, else ``fallback`` seed
+        strings (``host:port`` or URLs, as in ``adapter.cluster.nodes``)."""
+        nodes = self.cluster.nodes or self.cluster_nodes
+        return list(nodes) or [RedisNode.from_seed(seed) for seed in fallback or ()]
 
 
 class SqlConnection(Section):

@@ -41,6 +41,6 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_driver_not_in_this_build_is_a_clear_error() -> None:
-    result = run_cli("--port", "0", env={"ADAPTER_DRIVER": "nats"})
+    result = run_cli("--port", "0", env={"APP_MANAGER_DRIVER": "dynamodb"})
     assert result.returncode == 2
-    assert "adapter.driver" in result.stderr
+    assert "app_manager.driver" in result.stderr

@@ -1,44 +1,59 @@
 """The adapter interface: how a node delivers to sockets and answers questions about them.
 
 An adapter owns this node's ``Namespace`` per app and, in a cluster, the only path to the
-other nodes. Every query is async and cluster-wide; the server core never asks which
-adapter it has.
+other nodes. The server core never asks which adapter it has.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from ..core import Namespace, Socket
 from ..protocol.frames import PresenceMember
 
+T = TypeVar("T")
 
-@dataclass(slots=True)
+
+@dataclass(frozen=True, slots=True)
 class JoinResult:
     """Outcome of a subscribe: ``new`` is False for a repeated subscribe of the same socket;
-    ``first_for_user`` says the presence member is new to the channel cluster-wide;
-    ``subscription_count`` is the channel's cluster-wide socket count afterwards."""
+    ``members`` (presence channels only) is the channel's member list, one per user on every
+    node, including the joining member, as of the moment of joining."""
 
     new: bool
-    subscription_count: int
-    first_for_user: bool = False
+    members: dict[str, PresenceMember] | None = None
 
 
-@dataclass(slots=True)
-class LeaveResult:
-    """Outcome of an unsubscribe: ``left`` is False if the socket was not subscribed;
-    ``member_gone`` is the presence member when its user has no socket left in the channel
-    cluster-wide; ``subscription_count`` is the channel's cluster-wide count afterwards."""
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[T]):
+    """A cluster-wide query result. ``missing`` of the ``nodes`` asked (this one included)
+    did not answer in time, so a non-zero ``missing`` marks ``value`` as partial."""
 
-    left: bool
-    subscription_count: int
-    member_gone: PresenceMember | None = None
+    value: T
+    nodes: int = 1
+    missing: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.missing == 0
 
 
 class Adapter(ABC):
     """Delivery and membership for every app on this node and, for cluster drivers, across
-    nodes. Mutations update the local ``Namespace`` first, so local reads see them at once."""
+    nodes.
+
+    Mutations update the local ``Namespace`` at once, so local reads see them. Presence
+    transitions belong to the adapter: when a user's first socket joins a presence channel
+    anywhere in the cluster, every node sends ``pusher_internal:member_added`` to its own
+    subscribers of that channel (not to the joining socket), and ``member_removed`` when the
+    user's last socket leaves; likewise watchers of a user get ``online`` / ``offline``
+    watchlist events when the user's first socket signs in or last one signs out.
+    ``subscribe`` does not suspend between joining and returning, so the caller can send
+    ``subscription_succeeded`` with ``members`` before any later ``member_added`` reaches
+    the socket.
+    """
 
     def __init__(self) -> None:
         self._namespaces: dict[str, Namespace] = {}
@@ -50,41 +65,47 @@ class Adapter(ABC):
             ns = self._namespaces[app_id] = Namespace(app_id)
         return ns
 
+    def _release(self, ns: Namespace) -> None:
+        if ns.is_empty() and self._namespaces.get(ns.app_id) is ns:
+            del self._namespaces[ns.app_id]
+
     async def start(self) -> None:
         """Connect to the broker, if any. Called once before the server accepts traffic."""
 
     async def stop(self) -> None:
         """Leave the cluster and release connections."""
 
+    @property
+    def degraded(self) -> bool:
+        """True while this node cannot reach the other nodes (its broker is down)."""
+        return False
+
     # --- membership --------------------------------------------------------------------
 
-    async def add_socket(self, app_id: str, socket: Socket) -> None:
-        self.namespace(app_id).add_socket(socket)
+    @abstractmethod
+    async def add_socket(self, app_id: str, socket: Socket) -> None: ...
 
+    @abstractmethod
     async def remove_socket(self, app_id: str, socket: Socket) -> None:
-        """Forget a socket that has already left all its channels."""
-        ns = self.namespace(app_id)
-        ns.remove_socket(socket)
-        if not ns.sockets:
-            self._namespaces.pop(app_id, None)
+        """Forget a socket that has already left its channels and signed out."""
 
-    async def add_user(self, app_id: str, socket: Socket) -> int:
-        """Index a signed-in socket; returns the user's cluster-wide socket count."""
-        self.namespace(app_id).add_user(socket)
-        return await self.user_socket_count(app_id, socket.user_id or "")
+    @abstractmethod
+    async def sign_in(self, app_id: str, socket: Socket) -> None:
+        """Index a socket whose ``user_id`` was just set."""
 
-    async def remove_user(self, app_id: str, socket: Socket) -> int:
-        """Un-index a socket from its user; returns the user's remaining cluster-wide count."""
-        self.namespace(app_id).remove_user(socket)
-        return await self.user_socket_count(app_id, socket.user_id or "")
+    @abstractmethod
+    async def sign_out(self, app_id: str, socket: Socket) -> None:
+        """Un-index a signed-in socket (before its ``user_id`` is cleared)."""
 
     @abstractmethod
     async def subscribe(
         self, app_id: str, channel: str, socket: Socket, member: PresenceMember | None = None
-    ) -> JoinResult: ...
+    ) -> JoinResult:
+        """Subscribe ``socket``; ``member`` is given for presence channels."""
 
     @abstractmethod
-    async def unsubscribe(self, app_id: str, channel: str, socket: Socket) -> LeaveResult: ...
+    async def unsubscribe(self, app_id: str, channel: str, socket: Socket) -> bool:
+        """Unsubscribe ``socket``; False if it was not subscribed."""
 
     # --- delivery ----------------------------------------------------------------------
 
@@ -98,21 +119,23 @@ class Adapter(ABC):
     async def terminate_user_connections(self, app_id: str, user_id: str) -> None:
         """Close (4009) every socket signed in as ``user_id`` on every node."""
 
-    # --- cluster-wide queries ----------------------------------------------------------
+    # --- queries -----------------------------------------------------------------------
 
     @abstractmethod
-    async def sockets_count(self, app_id: str) -> int: ...
+    async def sockets_count(self, app_id: str) -> Answer[int]:
+        """Open sockets of the app on every node."""
 
     @abstractmethod
-    async def channels(self, app_id: str) -> dict[str, int]:
-        """Occupied channels with their subscription counts."""
+    async def channels(self, app_id: str) -> Answer[dict[str, int]]:
+        """Occupied channels with their subscription counts on every node."""
 
     @abstractmethod
-    async def channel_subscription_count(self, app_id: str, channel: str) -> int: ...
+    async def channel_subscription_count(self, app_id: str, channel: str) -> Answer[int]: ...
 
     @abstractmethod
     async def channel_members(self, app_id: str, channel: str) -> dict[str, PresenceMember]:
         """Presence members of ``channel``, one per user, keyed by user id text."""
 
     @abstractmethod
-    async def user_socket_count(self, app_id: str, user_id: str) -> int: ...
+    async def user_socket_count(self, app_id: str, user_id: str) -> int:
+        """Sockets signed in as ``user_id`` on every node."""

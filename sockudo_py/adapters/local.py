@@ -2,29 +2,86 @@
 
 from __future__ import annotations
 
-from ..core import Socket
+from ..core import Namespace, Socket
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
 from ..protocol.frames import PresenceMember
-from .base import Adapter, JoinResult, LeaveResult
+from .base import Adapter, Answer, JoinResult
+
+TERMINATED = "You got disconnected by the app."
 
 
 class LocalAdapter(Adapter):
-    """Single-node adapter: delivery and queries over this process's namespaces."""
+    """Single-node adapter: delivery and queries over this process's namespaces.
+
+    The cluster adapters build on it: the ``_member_*`` and ``_user_*`` steps are where a
+    presence or sign-in change, local or from another node, reaches this node's sockets.
+    """
+
+    async def add_socket(self, app_id: str, socket: Socket) -> None:
+        self.namespace(app_id).add_socket(socket)
+
+    async def remove_socket(self, app_id: str, socket: Socket) -> None:
+        ns = self.namespace(app_id)
+        ns.remove_socket(socket)
+        self._release(ns)
+
+    async def sign_in(self, app_id: str, socket: Socket) -> None:
+        ns = self.namespace(app_id)
+        if ns.add_user(socket):
+            assert socket.user_id is not None
+            self._user_changed(ns, socket.user_id, "online")
+
+    async def sign_out(self, app_id: str, socket: Socket) -> None:
+        ns = self.namespace(app_id)
+        if ns.remove_user(socket):
+            assert socket.user_id is not None
+            self._user_changed(ns, socket.user_id, "offline")
 
     async def subscribe(
         self, app_id: str, channel: str, socket: Socket, member: PresenceMember | None = None
     ) -> JoinResult:
         ns = self.namespace(app_id)
-        new = ns.join(channel, socket, member)
-        first = new and member is not None and ns.user_count_in(channel, member.key) == 1
-        return JoinResult(new, ns.subscription_count(channel), first)
+        new = ns.join(channel, socket)
+        if member is None:
+            return JoinResult(new)
+        if new:
+            self._member_joined(ns, channel, socket.socket_id, member)
+        return JoinResult(new, ns.members(channel))
 
-    async def unsubscribe(self, app_id: str, channel: str, socket: Socket) -> LeaveResult:
+    async def unsubscribe(self, app_id: str, channel: str, socket: Socket) -> bool:
         ns = self.namespace(app_id)
-        left, member = ns.leave(channel, socket)
-        gone = member if member is not None and not ns.user_count_in(channel, member.key) else None
-        return LeaveResult(left, ns.subscription_count(channel), gone)
+        if not ns.leave(channel, socket):
+            return False
+        self._member_left(ns, channel, socket.socket_id)
+        return True
+
+    # --- transitions, shared with the cluster adapters ----------------------------------
+
+    @staticmethod
+    def _member_joined(ns: Namespace, channel: str, socket_id: str, member: PresenceMember) -> bool:
+        """Record a member; tell this node's subscribers if its user is new to the channel."""
+        if not ns.add_member(channel, socket_id, member):
+            return False
+        ns.deliver(channel, frames.member_added(channel, member), socket_id)
+        return True
+
+    @staticmethod
+    def _member_left(ns: Namespace, channel: str, socket_id: str) -> bool:
+        """Forget a member; tell this node's subscribers if its user left the channel."""
+        gone = ns.remove_member(channel, socket_id)
+        if gone is None:
+            return False
+        ns.deliver(channel, frames.member_removed(channel, gone))
+        return True
+
+    @staticmethod
+    def _user_changed(ns: Namespace, user_id: str, status: str) -> None:
+        """Tell this node's watchers of ``user_id`` that it came ``online``/went ``offline``."""
+        if user_id in ns.watchers:
+            ns.notify_watchers(user_id, frames.watchlist_events([(status, [user_id])]))
+
+    # --- delivery ----------------------------------------------------------------------
 
     async def broadcast(
         self, app_id: str, channel: str, frame: str, except_socket_id: str | None = None
@@ -34,24 +91,37 @@ class LocalAdapter(Adapter):
             ns.deliver(channel, frame, except_socket_id)
 
     async def terminate_user_connections(self, app_id: str, user_id: str) -> None:
+        self._terminate_local(app_id, user_id)
+
+    def _terminate_local(self, app_id: str, user_id: str) -> None:
         ns = self._namespaces.get(app_id)
         if ns is not None:
-            reason = "You got disconnected by the app."
             for socket in ns.user_sockets(user_id):
-                socket.send(frames.error(ErrorCode.UNAUTHORIZED, reason))
-                socket.close(ErrorCode.UNAUTHORIZED, reason)
+                socket.send(frames.error(ErrorCode.UNAUTHORIZED, TERMINATED))
+                socket.close(ErrorCode.UNAUTHORIZED, TERMINATED)
 
-    async def sockets_count(self, app_id: str) -> int:
+    # --- queries -----------------------------------------------------------------------
+
+    def _local_sockets_count(self, app_id: str) -> int:
         ns = self._namespaces.get(app_id)
         return len(ns.sockets) if ns is not None else 0
 
-    async def channels(self, app_id: str) -> dict[str, int]:
+    def _local_channels(self, app_id: str) -> dict[str, int]:
         ns = self._namespaces.get(app_id)
         return ns.channel_counts() if ns is not None else {}
 
-    async def channel_subscription_count(self, app_id: str, channel: str) -> int:
+    def _local_subscription_count(self, app_id: str, channel: str) -> int:
         ns = self._namespaces.get(app_id)
         return ns.subscription_count(channel) if ns is not None else 0
+
+    async def sockets_count(self, app_id: str) -> Answer[int]:
+        return Answer(self._local_sockets_count(app_id))
+
+    async def channels(self, app_id: str) -> Answer[dict[str, int]]:
+        return Answer(self._local_channels(app_id))
+
+    async def channel_subscription_count(self, app_id: str, channel: str) -> Answer[int]:
+        return Answer(self._local_subscription_count(app_id, channel))
 
     async def channel_members(self, app_id: str, channel: str) -> dict[str, PresenceMember]:
         ns = self._namespaces.get(app_id)
@@ -59,4 +129,4 @@ class LocalAdapter(Adapter):
 
     async def user_socket_count(self, app_id: str, user_id: str) -> int:
         ns = self._namespaces.get(app_id)
-        return len(ns.users.get(user_id, ())) if ns is not None else 0
+        return ns.online.get(user_id, 0) if ns is not None else 0

@@ -9,7 +9,7 @@ import logging
 import math
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 try:
     from redis.asyncio import Redis
@@ -109,14 +109,11 @@ class RedisCache(Cache):
             raise ValueError("redis-cluster cache: no Redis Cluster seed nodes configured")
         nodes: list[ClusterNode] = []
         for seed in seeds:
-            host, port = seed.host, seed.port
-            if host.startswith(("redis://", "rediss://")):
-                parts = urlsplit(host)
-                host, port = parts.hostname or "127.0.0.1", parts.port or seed.port
-                tls = tls or parts.scheme == "rediss"
-                username = username or (unquote(parts.username) if parts.username else None)
-                password = password or (unquote(parts.password) if parts.password else None)
-            nodes.append(ClusterNode(host, port))
+            address = seed.address()
+            tls = tls or address.tls
+            username = username or address.username
+            password = password or address.password
+            nodes.append(ClusterNode(address.host, address.port))
         client = RedisCluster(
             startup_nodes=nodes,
             decode_responses=True,
@@ -214,21 +211,12 @@ def _redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def cluster_seeds(config: Config) -> list[RedisNode]:
-    """Redis Cluster seeds: ``database.redis.cluster.nodes`` (or legacy ``cluster_nodes``),
-    else ``adapter.cluster.nodes`` (``host:port`` strings or URLs)."""
-    from ..config import RedisNode
-
-    seeds = config.database.redis.cluster_seeds()
-    return list(seeds) or [RedisNode.from_seed(s) for s in config.adapter.cluster.nodes]
-
-
 def create_redis_cache(config: Config) -> RedisCache:
     """The ``redis`` cache of ``config`` (a cluster one for ``redis-cluster`` or
     ``cache.redis.cluster_mode``)."""
     section = config.cache.redis
     if config.cache.driver == "redis-cluster" or section.cluster_mode:
-        seeds = cluster_seeds(config)
+        seeds = config.database.redis.cluster_seeds(config.adapter.cluster.nodes)
         if not seeds:
             raise ValueError(
                 f"cache.driver: {config.cache.driver!r} (cluster mode) needs Redis Cluster seeds "

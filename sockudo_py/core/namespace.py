@@ -22,16 +22,23 @@ class Socket(Protocol):
 
 
 class Namespace:
-    """The local registry of one app.
+    """The registry of one app on this node.
+
+    Sockets, channel subscriptions, signed-in users and watchers are this node's. Presence
+    members and signed-in user counts cover the whole cluster: a clustered adapter feeds in
+    the other nodes' members (``add_member``/``remove_member`` with their socket ids) and user
+    counts (``count_user``), so presence transitions and member lists are answered here.
 
     Invariants: a socket is in ``channels[c]`` iff ``c`` is in its subscriptions here; a
     channel with no sockets is removed; ``presence_users[c][user]`` counts the sockets of
-    ``user`` in presence channel ``c``, and the user is absent when that count is zero.
+    ``user`` in presence channel ``c`` on every node, and the user is absent when that count is
+    zero; ``online[user]`` counts the user's signed-in sockets on every node, likewise.
     """
 
     __slots__ = (
         "app_id",
         "channels",
+        "online",
         "presence",
         "presence_users",
         "sockets",
@@ -46,7 +53,12 @@ class Namespace:
         self.presence: dict[str, dict[str, PresenceMember]] = {}
         self.presence_users: dict[str, dict[str, int]] = {}
         self.users: dict[str, dict[str, Socket]] = {}
+        self.online: dict[str, int] = {}
         self.watchers: dict[str, dict[str, Socket]] = {}
+
+    def is_empty(self) -> bool:
+        """Nothing left here: no local socket and no member or user of another node."""
+        return not (self.sockets or self.presence or self.online)
 
     # --- sockets and users -------------------------------------------------------------
 
@@ -54,30 +66,42 @@ class Namespace:
         self.sockets[socket.socket_id] = socket
 
     def remove_socket(self, socket: Socket) -> None:
+        """Forget a socket that has left its channels and signed out."""
         self.sockets.pop(socket.socket_id, None)
-        if socket.user_id is not None:
-            self.remove_user(socket)
 
-    def add_user(self, socket: Socket) -> int:
-        """Index a signed-in socket under its user; returns the user's socket count here."""
+    def add_user(self, socket: Socket) -> bool:
+        """Index a signed-in socket under its user; True when the user was offline."""
         assert socket.user_id is not None
         sockets = self.users.setdefault(socket.user_id, {})
+        if socket.socket_id in sockets:
+            return False
         sockets[socket.socket_id] = socket
-        return len(sockets)
+        return self.count_user(socket.user_id, 1)
 
-    def remove_user(self, socket: Socket) -> int:
-        """Drop a socket from its user's index; returns the user's remaining socket count."""
+    def remove_user(self, socket: Socket) -> bool:
+        """Drop a socket from its user's index; True when the user is now offline."""
         if socket.user_id is None:
-            return 0
+            return False
         sockets = self.users.get(socket.user_id)
-        if sockets is None:
-            return 0
-        sockets.pop(socket.socket_id, None)
+        if sockets is None or sockets.pop(socket.socket_id, None) is None:
+            return False
         if not sockets:
             del self.users[socket.user_id]
-        return len(sockets)
+        return self.count_user(socket.user_id, -1)
+
+    def count_user(self, user_id: str, delta: int) -> bool:
+        """Add ``delta`` to the user's cluster-wide socket count; True when it went from zero
+        to positive or back to zero (the user came online or went offline)."""
+        before = self.online.get(user_id, 0)
+        after = max(before + delta, 0)
+        if after:
+            self.online[user_id] = after
+        else:
+            self.online.pop(user_id, None)
+        return (before == 0) != (after == 0)
 
     def user_sockets(self, user_id: str) -> list[Socket]:
+        """This node's sockets signed in as ``user_id``."""
         return list(self.users.get(user_id, {}).values())
 
     def watch(self, socket: Socket, user_ids: list[str]) -> None:
@@ -99,48 +123,63 @@ class Namespace:
 
     # --- channels ----------------------------------------------------------------------
 
-    def join(self, channel: str, socket: Socket, member: PresenceMember | None = None) -> bool:
-        """Subscribe ``socket``; ``member`` for presence channels. False if already in."""
+    def join(self, channel: str, socket: Socket) -> bool:
+        """Subscribe a local socket; False if it was already in."""
         sockets = self.channels.setdefault(channel, {})
         if socket.socket_id in sockets:
             return False
         sockets[socket.socket_id] = socket
-        if member is not None:
-            self.presence.setdefault(channel, {})[socket.socket_id] = member
-            users = self.presence_users.setdefault(channel, {})
-            users[member.key] = users.get(member.key, 0) + 1
         return True
 
-    def leave(self, channel: str, socket: Socket) -> tuple[bool, PresenceMember | None]:
-        """Unsubscribe ``socket``: (was it subscribed, its presence member if any)."""
+    def leave(self, channel: str, socket: Socket) -> bool:
+        """Unsubscribe a local socket; False if it was not in."""
         sockets = self.channels.get(channel)
         if sockets is None or sockets.pop(socket.socket_id, None) is None:
-            return False, None
+            return False
         if not sockets:
             del self.channels[channel]
+        return True
+
+    def add_member(self, channel: str, socket_id: str, member: PresenceMember) -> bool:
+        """Record the presence member of socket ``socket_id`` (of any node) in ``channel``;
+        True when its user was not in the channel before."""
+        members = self.presence.setdefault(channel, {})
+        if socket_id in members:
+            return False
+        members[socket_id] = member
+        users = self.presence_users.setdefault(channel, {})
+        users[member.key] = users.get(member.key, 0) + 1
+        return users[member.key] == 1
+
+    def remove_member(self, channel: str, socket_id: str) -> PresenceMember | None:
+        """Forget the member of ``socket_id`` in ``channel``; the member if its user has no
+        socket left in the channel, else None."""
         members = self.presence.get(channel)
-        member = members.pop(socket.socket_id, None) if members is not None else None
-        if member is not None:
-            assert members is not None
-            if not members:
-                del self.presence[channel]
-            users = self.presence_users[channel]
-            users[member.key] -= 1
-            if not users[member.key]:
-                del users[member.key]
-                if not users:
-                    del self.presence_users[channel]
-        return True, member
+        member = members.pop(socket_id, None) if members is not None else None
+        if member is None:
+            return None
+        assert members is not None
+        if not members:
+            del self.presence[channel]
+        users = self.presence_users[channel]
+        users[member.key] -= 1
+        if users[member.key]:
+            return None
+        del users[member.key]
+        if not users:
+            del self.presence_users[channel]
+        return member
 
     def subscription_count(self, channel: str) -> int:
+        """Local sockets subscribed to ``channel``."""
         return len(self.channels.get(channel, ()))
 
     def channel_counts(self) -> dict[str, int]:
-        """Every occupied channel with its number of subscribed sockets."""
+        """Every locally occupied channel with its number of local sockets."""
         return {name: len(sockets) for name, sockets in self.channels.items()}
 
     def user_count_in(self, channel: str, user_key: str) -> int:
-        """How many sockets ``user_key`` has in presence channel ``channel``."""
+        """How many sockets (on every node) ``user_key`` has in presence channel ``channel``."""
         return self.presence_users.get(channel, {}).get(user_key, 0)
 
     def members(self, channel: str) -> dict[str, PresenceMember]:
@@ -151,7 +190,7 @@ class Namespace:
         return result
 
     def deliver(self, channel: str, frame: str, except_socket_id: str | None = None) -> int:
-        """Queue ``frame`` on every socket of ``channel`` but one; returns how many got it."""
+        """Queue ``frame`` on every local socket of ``channel`` but one; returns how many."""
         sockets = self.channels.get(channel)
         if not sockets:
             return 0

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..adapters import Adapter
+from ..adapters import Adapter, Answer
 from ..app_manager import AppManager
 from ..cache import Cache, channel_cache_key
 from ..config import App, Config
@@ -82,7 +82,9 @@ class HttpApi:
         await self._publish(app, event)
         if not event.info:
             return JSONResponse({})
-        return JSONResponse({"channels": await self._channels_info(app, event)})
+        answers: list[Answer[int]] = []
+        info = await self._channels_info(app, event, answers)
+        return cluster_response({"channels": info}, answers)
 
     async def batch_events(self, request: Request) -> Response:
         app, body = await self._json(request)
@@ -98,11 +100,12 @@ class HttpApi:
             await self._publish(app, event)
         if not any(event.info for event in events):
             return JSONResponse({})
-        answers = []
+        answers: list[Answer[int]] = []
+        batch_info = []
         for event in events:
-            info = await self._channels_info(app, event)
-            answers.append(info[event.channels[0]] if event.info else {})
-        return JSONResponse({"batch": answers})
+            info = await self._channels_info(app, event, answers)
+            batch_info.append(info[event.channels[0]] if event.info else {})
+        return cluster_response({"batch": batch_info}, answers)
 
     async def _publish(self, app: App, event: Event) -> None:
         ttl = self.config.channel_limits.cache_ttl
@@ -112,14 +115,18 @@ class HttpApi:
                 await self.cache.set(channel_cache_key(app.id, channel), frame, ttl)
             await self.adapter.broadcast(app.id, channel, frame, event.socket_id)
 
-    async def _channels_info(self, app: App, event: Event) -> dict[str, dict[str, int]]:
+    async def _channels_info(
+        self, app: App, event: Event, answers: list[Answer[int]]
+    ) -> dict[str, dict[str, int]]:
+        """The ``info`` asked for on each channel of ``event``; cluster answers go to
+        ``answers``."""
         result: dict[str, dict[str, int]] = {}
         for channel in event.channels:
             info: dict[str, int] = {}
             if "subscription_count" in event.info:
-                info["subscription_count"] = await self.adapter.channel_subscription_count(
-                    app.id, channel
-                )
+                answer = await self.adapter.channel_subscription_count(app.id, channel)
+                answers.append(answer)
+                info["subscription_count"] = answer.value
             if "user_count" in event.info and _is_presence(channel):
                 info["user_count"] = len(await self.adapter.channel_members(app.id, channel))
             result[channel] = info
@@ -133,9 +140,9 @@ class HttpApi:
         info = parse_info(request.query_params.get("info"), ("user_count", "subscription_count"))
         if "user_count" in info and not prefix.startswith("presence-"):
             raise bad_request("info=user_count needs filter_by_prefix=presence-")
-        counts = await self.adapter.channels(app.id)
+        answer = await self.adapter.channels(app.id)
         result: dict[str, dict[str, int]] = {}
-        for name, count in sorted(counts.items()):
+        for name, count in sorted(answer.value.items()):
             if not name.startswith(prefix) or count <= 0:
                 continue
             entry: dict[str, int] = {}
@@ -144,7 +151,7 @@ class HttpApi:
             if "user_count" in info:
                 entry["user_count"] = len(await self.adapter.channel_members(app.id, name))
             result[name] = entry
-        return JSONResponse({"channels": result})
+        return cluster_response({"channels": result}, [answer])
 
     async def channel(self, request: Request) -> Response:
         app, _ = await self._signed(request)
@@ -155,7 +162,8 @@ class HttpApi:
         presence = _is_presence(channel)
         if "user_count" in info and not presence:
             raise bad_request("info=user_count is only available on presence channels")
-        count = await self.adapter.channel_subscription_count(app.id, channel)
+        answer = await self.adapter.channel_subscription_count(app.id, channel)
+        count = answer.value
         body: dict[str, Any] = {"occupied": count > 0}
         if "subscription_count" in info:
             body["subscription_count"] = count
@@ -166,7 +174,7 @@ class HttpApi:
             cached, ttl = await self.cache.get(key), await self.cache.ttl(key)
             if cached is not None:
                 body["cache"] = {"data": cached, "ttl": int(ttl or 0)}
-        return JSONResponse(body)
+        return cluster_response(body, [answer])
 
     async def users(self, request: Request) -> Response:
         app, _ = await self._signed(request)
@@ -192,7 +200,8 @@ class HttpApi:
     # --- health -------------------------------------------------------------------------
 
     async def up(self, request: Request) -> Response:
-        return PlainTextResponse("OK", headers={"X-Health-Check": "OK"})
+        status = "DEGRADED" if self.adapter.degraded else "OK"
+        return PlainTextResponse(status, headers={"X-Health-Check": status})
 
     async def up_app(self, request: Request) -> Response:
         app = await self.app_manager.find_by_id(request.path_params["app_id"])
@@ -200,12 +209,27 @@ class HttpApi:
             return PlainTextResponse("NOT_FOUND", 404, headers={"X-Health-Check": "NOT_FOUND"})
         if not app.enabled:
             return PlainTextResponse("ERROR", 503, headers={"X-Health-Check": "ERROR"})
-        return PlainTextResponse("OK", headers={"X-Health-Check": "OK"})
+        return await self.up(request)
 
     async def usage(self, request: Request) -> Response:
         if not self.config.http_api.usage_enabled:
             raise ApiError(404, "not_found", "Usage reporting is disabled")
         return JSONResponse({"memory": memory_usage()})
+
+
+PARTIAL_HEADER = "X-Sockudo-Partial"
+
+
+def cluster_response(body: dict[str, Any], answers: list[Answer[Any]]) -> JSONResponse:
+    """``body`` as JSON; if a cluster query behind it went unanswered by some node, the
+    answer is marked partial: ``"partial": true`` in the body and the header
+    ``X-Sockudo-Partial: <missing>/<nodes>``."""
+    partial = [answer for answer in answers if not answer.complete]
+    if not partial:
+        return JSONResponse(body)
+    worst = max(partial, key=lambda answer: answer.missing)
+    body["partial"] = True
+    return JSONResponse(body, headers={PARTIAL_HEADER: f"{worst.missing}/{worst.nodes}"})
 
 
 def _is_presence(channel: str) -> bool:

@@ -138,7 +138,7 @@ class PusherEndpoint:
         if node_limit > 0 and len(self.connections) >= node_limit:
             return app, (ErrorCode.OVER_CAPACITY, "Over capacity")
         if app.max_connections > 0 and (
-            await self.adapter.sockets_count(app.id) >= app.max_connections
+            (await self.adapter.sockets_count(app.id)).value >= app.max_connections
         ):
             return app, (ErrorCode.APP_OVER_QUOTA, "Application is over connection quota")
         return app, None

@@ -74,10 +74,10 @@ class PusherHandler:
 
     async def subscribe(self, conn: Connection, request: frames.Subscribe) -> None:
         app_id, channel = conn.app.id, request.channel
-        members: dict[str, PresenceMember] | None = None
         try:
             member = self._authorize(conn, request)
             if channel in conn.channels:  # idempotent: answer with what is in place
+                members = None
                 if conn.channels[channel] is not None:
                     members = await self.adapter.channel_members(app_id, channel)
                 conn.send(frames.subscription_succeeded(channel, members))
@@ -92,21 +92,14 @@ class PusherHandler:
             return
         conn.channels[channel] = member
         result = await self.adapter.subscribe(app_id, channel, conn, member)
+        conn.send(frames.subscription_succeeded(channel, result.members))
         kind = channel_type(channel)
         if kind.requires_auth:
             conn.authenticated = True
-        if member is not None:
-            assert members is not None
-            members.setdefault(member.key, member)
-        conn.send(frames.subscription_succeeded(channel, members))
-        if member is not None and result.first_for_user:
-            await self.adapter.broadcast(
-                app_id, channel, frames.member_added(channel, member), conn.socket_id
-            )
         if kind.is_cache:
             cached = await self.cache.get(channel_cache_key(app_id, channel))
             conn.send(cached if cached is not None else frames.cache_miss(channel))
-        await self._count_changed(conn, channel, result.subscription_count)
+        await self._count_changed(conn, channel)
 
     def _authorize(self, conn: Connection, request: frames.Subscribe) -> PresenceMember | None:
         """Check name and signature; the presence member for presence channels."""
@@ -156,25 +149,21 @@ class PusherHandler:
                 ErrorCode.OVER_CAPACITY,
             )
 
-    async def _count_changed(self, conn: Connection, channel: str, count: int) -> None:
-        if conn.app.enable_subscription_count and channel_type(channel).kind is not (
-            ChannelKind.PRESENCE
-        ):
-            await self.adapter.broadcast(
-                conn.app.id, channel, frames.subscription_count(channel, count)
-            )
+    async def _count_changed(self, conn: Connection, channel: str) -> None:
+        """Send ``pusher:subscription_count`` to the channel, if the app wants it."""
+        app = conn.app
+        if not app.enable_subscription_count or channel_type(channel).kind is ChannelKind.PRESENCE:
+            return
+        count = (await self.adapter.channel_subscription_count(app.id, channel)).value
+        if count:
+            await self.adapter.broadcast(app.id, channel, frames.subscription_count(channel, count))
 
     async def unsubscribe(self, conn: Connection, channel: str) -> None:
         if channel not in conn.channels:
             return  # Pusher ignores an unsubscribe from a channel the socket is not in
         del conn.channels[channel]
-        result = await self.adapter.unsubscribe(conn.app.id, channel, conn)
-        if result.member_gone is not None:
-            await self.adapter.broadcast(
-                conn.app.id, channel, frames.member_removed(channel, result.member_gone)
-            )
-        if result.subscription_count:
-            await self._count_changed(conn, channel, result.subscription_count)
+        await self.adapter.unsubscribe(conn.app.id, channel, conn)
+        await self._count_changed(conn, channel)
 
     # --- user authentication -----------------------------------------------------------
 
@@ -188,33 +177,25 @@ class PusherHandler:
         if conn.user_id is not None:
             await self._forget_user(conn)
         conn.user_id, conn.user_data, conn.authenticated = user.id, request.user_data, True
-        count = await self.adapter.add_user(app.id, conn)
+        await self.adapter.sign_in(app.id, conn)
         conn.send(frames.signin_success(request.user_data))
         if app.enable_watchlist_events:
-            await self._start_watching(conn, user.watchlist, count == 1)
+            await self._start_watching(conn, user.watchlist)
 
-    async def _start_watching(self, conn: Connection, watchlist: list[str], first: bool) -> None:
+    async def _start_watching(self, conn: Connection, watchlist: list[str]) -> None:
+        """Register the watchlist and tell the socket who of it is online now."""
         app_id = conn.app.id
-        ns = self.adapter.namespace(app_id)
         conn.watchlist = watchlist
-        ns.watch(conn, watchlist)
+        self.adapter.namespace(app_id).watch(conn, watchlist)
         online = [u for u in watchlist if await self.adapter.user_socket_count(app_id, u)]
         offline = [u for u in watchlist if u not in online]
         events = [(name, ids) for name, ids in (("online", online), ("offline", offline)) if ids]
         if events:
             conn.send(frames.watchlist_events(events))
-        if first:
-            assert conn.user_id is not None
-            ns.notify_watchers(conn.user_id, frames.watchlist_events([("online", [conn.user_id])]))
 
     async def _forget_user(self, conn: Connection) -> None:
-        app_id, user_id = conn.app.id, conn.user_id
-        assert user_id is not None
-        ns = self.adapter.namespace(app_id)
-        ns.unwatch(conn, conn.watchlist)
-        remaining = await self.adapter.remove_user(app_id, conn)
-        if remaining == 0 and conn.app.enable_watchlist_events:
-            ns.notify_watchers(user_id, frames.watchlist_events([("offline", [user_id])]))
+        self.adapter.namespace(conn.app.id).unwatch(conn, conn.watchlist)
+        await self.adapter.sign_out(conn.app.id, conn)
         conn.user_id = None
         conn.watchlist = []
 

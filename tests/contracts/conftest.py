@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from redis_cluster import REDIS_CLUSTER_NODES, resolve_fragment
+from redis_cluster import REDIS_CLUSTER_NODES, REDIS_CLUSTER_SEEDS, resolve_fragment
 
 from sockudo_py.adapters import Adapter, create_adapter
 from sockudo_py.app_manager import AppManager, create_app_manager
@@ -36,7 +36,21 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 ADAPTERS = [
     pytest.param({"adapter": {"driver": "local"}}, id="local"),
+    pytest.param(
+        {"adapter": {"driver": "redis"}, "database": {"redis": {"url": "redis://127.0.0.1:6379"}}},
+        id="redis",
+    ),
+    pytest.param(
+        {"adapter": {"driver": "redis-cluster", "cluster": {"nodes": REDIS_CLUSTER_SEEDS}}},
+        id="redis-cluster",
+    ),
+    pytest.param(
+        {"adapter": {"driver": "nats", "nats": {"servers": ["nats://127.0.0.1:4222"]}}},
+        id="nats",
+    ),
 ]
+"""Every adapter driver. The cluster ones (all but ``local``) also run the multi-node suite
+``test_cluster_contract.py``, and must reach their broker: ``fallback_to_local`` is off."""
 
 APP_MANAGERS = [
     pytest.param({"app_manager": {"driver": "memory"}}, id="memory"),
@@ -86,8 +100,18 @@ async def running(driver: Driver) -> AsyncIterator[Driver]:
 
 @pytest.fixture(params=ADAPTERS)
 async def adapter(request: pytest.FixtureRequest) -> AsyncIterator[Adapter]:
-    async with running(create_adapter(config_of(request.param).adapter)) as driver:
+    async with running(create_adapter(adapter_config(request))) as driver:
         yield driver
+
+
+def adapter_config(request: pytest.FixtureRequest) -> Config:
+    """The ``Config`` of an ``ADAPTERS`` param, with the broker required at start."""
+    config = config_of(resolve_fragment(request, request.param))
+    config.adapter.fallback_to_local = False
+    prefix = f"test-{request.getfixturevalue('uid')}:"  # no other test's nodes in sight
+    adapter = config.adapter
+    adapter.redis.prefix = adapter.cluster.prefix = adapter.nats.prefix = prefix
+    return config
 
 
 AppManagerFactory = Callable[[list[App]], Awaitable[AppManager]]

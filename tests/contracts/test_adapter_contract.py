@@ -1,5 +1,6 @@
 """Adapter contract (``sockudo_py.adapters.base.Adapter``), run against every adapter driver
-on one node. Sockets are fakes that record what the adapter does to them."""
+on one node. Sockets are fakes that record what the adapter does to them. The cluster drivers
+also run ``test_cluster_contract.py``, with several nodes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sockudo_py.adapters import Adapter
+from sockudo_py.adapters import Adapter, JoinResult
 from sockudo_py.protocol.frames import PresenceMember
 
 _ids = itertools.count(1)
@@ -49,8 +50,19 @@ async def connect(adapter: Adapter, app_id: str, user_id: str | None = None) -> 
     socket = FakeSocket(user_id)
     await adapter.add_socket(app_id, socket)
     if user_id is not None:
-        await adapter.add_user(app_id, socket)
+        await adapter.sign_in(app_id, socket)
     return socket
+
+
+def events_of(socket: FakeSocket, name: str) -> list[dict[str, Any]]:
+    """The decoded data of each frame ``name`` the socket got."""
+    found = []
+    for sent in socket.sent:
+        decoded = json.loads(sent)
+        if decoded["event"] == name:
+            data = decoded.get("data")
+            found.append(json.loads(data) if isinstance(data, str) else data)
+    return found
 
 
 def frame(n: int) -> str:
@@ -60,54 +72,57 @@ def frame(n: int) -> str:
 # --- subscribe / unsubscribe ---------------------------------------------------------------
 
 
-async def test_subscribe_join_result(adapter: Adapter, app_a: str) -> None:
+async def test_subscribe_is_idempotent(adapter: Adapter, app_a: str) -> None:
     s1, s2 = await connect(adapter, app_a), await connect(adapter, app_a)
-    first = await adapter.subscribe(app_a, "news", s1)
-    assert (first.new, first.subscription_count, first.first_for_user) == (True, 1, False)
-    second = await adapter.subscribe(app_a, "news", s2)
-    assert (second.new, second.subscription_count) == (True, 2)
-    again = await adapter.subscribe(app_a, "news", s1)
-    assert (again.new, again.subscription_count) == (False, 2)
+    assert await adapter.subscribe(app_a, "news", s1) == JoinResult(True)
+    assert await adapter.subscribe(app_a, "news", s2) == JoinResult(True)
+    assert await adapter.subscribe(app_a, "news", s1) == JoinResult(False)
+    assert (await adapter.channel_subscription_count(app_a, "news")).value == 2
 
 
-async def test_presence_first_for_user(adapter: Adapter, app_a: str) -> None:
+async def test_presence_join_members_and_member_added(adapter: Adapter, app_a: str) -> None:
     u1a, u1b, u2 = [await connect(adapter, app_a) for _ in range(3)]
-    m1, m2 = PresenceMember("u1", {"name": "One"}), PresenceMember("u2")
-    assert (await adapter.subscribe(app_a, "presence-room", u1a, m1)).first_for_user is True
+    m1, m2 = PresenceMember("u1", {"name": "One"}), PresenceMember(2)
+    first = await adapter.subscribe(app_a, "presence-room", u1a, m1)
+    assert first.new and first.members == {"u1": m1}
     second = await adapter.subscribe(app_a, "presence-room", u1b, m1)
-    assert (second.new, second.first_for_user, second.subscription_count) == (True, False, 2)
-    assert (await adapter.subscribe(app_a, "presence-room", u2, m2)).first_for_user is True
+    assert second.new and set(second.members or {}) == {"u1"}
+    third = await adapter.subscribe(app_a, "presence-room", u2, m2)
+    assert set(third.members or {}) == {"u1", "2"}
     repeat = await adapter.subscribe(app_a, "presence-room", u1a, m1)
-    assert (repeat.new, repeat.first_for_user) == (False, False)
+    assert not repeat.new and set(repeat.members or {}) == {"u1", "2"}
+
+    # member_added once per user, to the others, never to the joining socket
+    assert events_of(u1a, "pusher_internal:member_added") == [{"user_id": 2, "user_info": {}}]
+    assert events_of(u1b, "pusher_internal:member_added") == [{"user_id": 2, "user_info": {}}]
+    assert events_of(u2, "pusher_internal:member_added") == []
 
 
-async def test_unsubscribe_member_gone_only_for_last_socket(adapter: Adapter, app_a: str) -> None:
+async def test_member_removed_only_for_last_socket(adapter: Adapter, app_a: str) -> None:
     u1a, u1b, u2 = [await connect(adapter, app_a) for _ in range(3)]
     m1, m2 = PresenceMember("u1", {"name": "One"}), PresenceMember(7)
     for socket, member in ((u1a, m1), (u1b, m1), (u2, m2)):
         await adapter.subscribe(app_a, "presence-room", socket, member)
 
-    left = await adapter.unsubscribe(app_a, "presence-room", u1a)
-    assert (left.left, left.subscription_count, left.member_gone) == (True, 2, None)
-    left = await adapter.unsubscribe(app_a, "presence-room", u1b)
-    assert (left.left, left.subscription_count) == (True, 1)
-    assert left.member_gone is not None
-    assert (left.member_gone.user_id, left.member_gone.user_info) == ("u1", {"name": "One"})
-    left = await adapter.unsubscribe(app_a, "presence-room", u2)
-    assert left.subscription_count == 0
-    assert left.member_gone is not None and left.member_gone.user_id == 7
+    assert await adapter.unsubscribe(app_a, "presence-room", u1a) is True
+    assert events_of(u2, "pusher_internal:member_removed") == []
+    assert await adapter.unsubscribe(app_a, "presence-room", u1b) is True
+    assert events_of(u2, "pusher_internal:member_removed") == [{"user_id": "u1"}]
+    assert events_of(u1b, "pusher_internal:member_removed") == []  # it had left
+    assert await adapter.unsubscribe(app_a, "presence-room", u2) is True
+    assert await adapter.channel_members(app_a, "presence-room") == {}
 
 
 async def test_unsubscribe_non_member(adapter: Adapter, app_a: str) -> None:
     inside, outside = await connect(adapter, app_a), await connect(adapter, app_a)
     await adapter.subscribe(app_a, "news", inside)
     await adapter.subscribe(app_a, "presence-room", inside, PresenceMember("u1"))
-    for channel, count in (("news", 1), ("presence-room", 1), ("nowhere", 0)):
-        result = await adapter.unsubscribe(app_a, channel, outside)
-        assert (result.left, result.subscription_count, result.member_gone) == (False, count, None)
-    await adapter.unsubscribe(app_a, "news", inside)
-    again = await adapter.unsubscribe(app_a, "news", inside)
-    assert (again.left, again.subscription_count) == (False, 0)
+    for channel in ("news", "presence-room", "nowhere"):
+        assert await adapter.unsubscribe(app_a, channel, outside) is False
+    assert set(await adapter.channel_members(app_a, "presence-room")) == {"u1"}
+    assert await adapter.unsubscribe(app_a, "news", inside) is True
+    assert await adapter.unsubscribe(app_a, "news", inside) is False
+    assert inside.sent == []
 
 
 # --- broadcast -----------------------------------------------------------------------------
@@ -156,17 +171,18 @@ async def test_channels_and_counts(adapter: Adapter, app_a: str, app_b: str) -> 
     await adapter.subscribe(app_a, "presence-room", s3, PresenceMember("u3"))
     await adapter.subscribe(app_b, "elsewhere", other)
 
-    assert await adapter.channels(app_a) == {"news": 2, "presence-room": 1}
-    assert await adapter.channels(app_b) == {"elsewhere": 1}
-    assert await adapter.channel_subscription_count(app_a, "news") == 2
-    assert await adapter.channel_subscription_count(app_a, "elsewhere") == 0
-    assert await adapter.channel_subscription_count(app_b, "news") == 0
+    channels = await adapter.channels(app_a)
+    assert channels.complete and channels.value == {"news": 2, "presence-room": 1}
+    assert (await adapter.channels(app_b)).value == {"elsewhere": 1}
+    assert (await adapter.channel_subscription_count(app_a, "news")).value == 2
+    assert (await adapter.channel_subscription_count(app_a, "elsewhere")).value == 0
+    assert (await adapter.channel_subscription_count(app_b, "news")).value == 0
 
     await adapter.unsubscribe(app_a, "news", s1)
     await adapter.unsubscribe(app_a, "presence-room", s3)
-    assert await adapter.channels(app_a) == {"news": 1}
-    assert await adapter.channel_subscription_count(app_a, "presence-room") == 0
-    assert await adapter.channels(f"{app_a}-unknown") == {}
+    assert (await adapter.channels(app_a)).value == {"news": 1}
+    assert (await adapter.channel_subscription_count(app_a, "presence-room")).value == 0
+    assert (await adapter.channels(f"{app_a}-unknown")).value == {}
 
 
 async def test_channel_members_one_per_user(adapter: Adapter, app_a: str, app_b: str) -> None:
@@ -193,31 +209,33 @@ async def test_channel_members_one_per_user(adapter: Adapter, app_a: str, app_b:
 
 
 async def test_sockets_count_per_app(adapter: Adapter, app_a: str, app_b: str) -> None:
-    assert await adapter.sockets_count(app_a) == 0
+    assert (await adapter.sockets_count(app_a)).value == 0
     in_a = [await connect(adapter, app_a) for _ in range(3)]
     await connect(adapter, app_b)
-    assert await adapter.sockets_count(app_a) == 3
-    assert await adapter.sockets_count(app_b) == 1
+    assert (await adapter.sockets_count(app_a)).value == 3
+    assert (await adapter.sockets_count(app_b)).value == 1
     await adapter.remove_socket(app_a, in_a[0])
-    assert await adapter.sockets_count(app_a) == 2
-    assert await adapter.sockets_count(app_b) == 1
+    assert (await adapter.sockets_count(app_a)).value == 2
+    assert (await adapter.sockets_count(app_b)).value == 1
 
 
-async def test_users_counts(adapter: Adapter, app_a: str, app_b: str) -> None:
-    a1, a2 = await connect(adapter, app_a), await connect(adapter, app_a)
-    b1 = await connect(adapter, app_b)
-    for socket in (a1, a2, b1):
-        socket.user_id = "u1"
-    assert await adapter.add_user(app_a, a1) == 1
-    assert await adapter.add_user(app_a, a2) == 2
-    assert await adapter.add_user(app_b, b1) == 1  # same user id, other app
+async def test_user_counts_and_watchlist_events(adapter: Adapter, app_a: str, app_b: str) -> None:
+    watcher = await connect(adapter, app_a)
+    adapter.namespace(app_a).watch(watcher, ["u1"])
+    a1, a2 = await connect(adapter, app_a, "u1"), await connect(adapter, app_a, "u1")
+    await connect(adapter, app_b, "u1")  # same user id, other app
     assert await adapter.user_socket_count(app_a, "u1") == 2
+    assert await adapter.user_socket_count(app_b, "u1") == 1
     assert await adapter.user_socket_count(app_a, "u2") == 0
+    online = {"events": [{"name": "online", "user_ids": ["u1"]}]}
+    assert events_of(watcher, "pusher_internal:watchlist_events") == [online]
 
-    assert await adapter.remove_user(app_a, a1) == 1
+    await adapter.sign_out(app_a, a1)
     assert await adapter.user_socket_count(app_a, "u1") == 1
-    assert await adapter.remove_user(app_a, a2) == 0
+    await adapter.sign_out(app_a, a2)
     assert await adapter.user_socket_count(app_a, "u1") == 0
+    offline = {"events": [{"name": "offline", "user_ids": ["u1"]}]}
+    assert events_of(watcher, "pusher_internal:watchlist_events") == [online, offline]
     assert await adapter.user_socket_count(app_b, "u1") == 1
 
 
@@ -248,13 +266,14 @@ async def test_a_removed_socket_leaves_no_trace(adapter: Adapter, app_a: str) ->
     # the server's goodbye order: leave every channel, sign out, forget the socket
     await adapter.unsubscribe(app_a, "news", socket)
     await adapter.unsubscribe(app_a, "presence-room", socket)
-    await adapter.remove_user(app_a, socket)
+    await adapter.sign_out(app_a, socket)
     await adapter.remove_socket(app_a, socket)
 
-    assert await adapter.channels(app_a) == {}
-    assert await adapter.sockets_count(app_a) == 0
+    assert (await adapter.channels(app_a)).value == {}
+    assert (await adapter.sockets_count(app_a)).value == 0
     assert await adapter.user_socket_count(app_a, "u1") == 0
-    assert await adapter.channel_subscription_count(app_a, "news") == 0
+    assert (await adapter.channel_subscription_count(app_a, "news")).value == 0
     assert await adapter.channel_members(app_a, "presence-room") == {}
     await adapter.broadcast(app_a, "news", frame(1))
     assert socket.events == []
+    assert not adapter.degraded

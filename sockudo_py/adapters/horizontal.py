@@ -1,0 +1,577 @@
+"""The cluster adapter: N nodes sharing a broker (Redis, Redis Cluster or NATS).
+
+How the nodes agree, in short (the README has the long form):
+
+* **Broadcasts** are delivered locally, then published once on the cluster channel; every
+  other node delivers them to its own sockets.
+* **Presence and sign-in state is replicated.** Each node publishes the joins and leaves of
+  its presence members and the sign-ins and sign-outs of its sockets, numbered by a per-node
+  sequence. Every node keeps the whole cluster's members in its namespaces and renders
+  ``member_added`` / ``member_removed`` (and watchlist events) for its *own* sockets when a
+  user's count crosses zero in its view. Each node sees each node's changes in order, so
+  every subscriber gets each transition exactly once, and member lists are answered locally.
+* **Snapshots repair gaps.** A node announces itself with ``hello`` carrying its state;
+  the others answer with theirs. A sequence gap (messages lost while the broker was away)
+  makes the receiver ask for a fresh snapshot, which replaces what it knew of that node.
+* **Counts are queried.** Socket and channel counts are asked of every known node by
+  request/response with a timeout; an answer that misses a node says so (``Answer``).
+* **Dead nodes leave.** With ``cluster_health`` on, nodes send heartbeats; a node silent
+  for ``node_timeout_ms`` is dropped and its members leave with ``member_removed``. A node
+  that stops gracefully says ``bye`` and is dropped at once.
+* **The broker may go away.** The node keeps serving its own sockets, reports itself
+  degraded, queues what it has to publish (bounded) and reconnects with back-off; on
+  reconnecting it announces itself again before publishing the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..config import ClusterHealthConfig
+from ..core import Namespace, Socket
+from ..protocol.frames import PresenceMember
+from .base import Answer, JoinResult
+from .local import LocalAdapter
+from .transport import Target, Transport
+
+log = logging.getLogger("sockudo_py.adapters")
+
+MAX_OUTBOX = 100_000
+"""Messages kept for the broker while it is away; beyond this the oldest are dropped."""
+PUBLISH_BATCH = 512
+RECONNECT_MIN, RECONNECT_MAX = 0.1, 10.0
+
+
+@dataclass(slots=True)
+class Peer:
+    """What this node knows of another node: its replicated state and liveness.
+
+    ``seq`` is the last state sequence applied; ``None`` while a snapshot is awaited.
+    ``members`` maps ``(app, channel, socket_id)`` to the member; ``users`` holds
+    ``(app, user_id, socket_id)`` of its signed-in sockets."""
+
+    node_id: str
+    last_seen: float
+    seq: int | None = None
+    state_at: float = 0.0
+    members: dict[tuple[str, str, str], PresenceMember] = field(default_factory=dict)
+    users: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Query:
+    expected: set[str]
+    answers: dict[str, Any] = field(default_factory=dict)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def settle(self) -> None:
+        if self.expected <= self.answers.keys():
+            self.done.set()
+
+
+class HorizontalAdapter(LocalAdapter):
+    """A ``LocalAdapter`` joined to the other nodes through a ``Transport``.
+
+    Contract on top of ``Adapter``: member lists, presence transitions and user counts are
+    cluster-wide and answered from this node's replicated view; ``sockets_count``,
+    ``channels`` and ``channel_subscription_count`` ask every known node and wait at most
+    ``request_timeout`` seconds, marking the answer partial for nodes that did not reply
+    (at once, without waiting, while the broker is unreachable).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        request_timeout: float,
+        health: ClusterHealthConfig,
+        fallback_to_local: bool = True,
+        connect_timeout: float = 5.0,
+        discovery_idle: float = 0.15,
+        discovery_max: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.transport = transport
+        self.node_id = transport.node_id
+        self.request_timeout = request_timeout
+        self.health = health
+        self.fallback_to_local = fallback_to_local
+        self.connect_timeout = connect_timeout
+        self.discovery_idle = discovery_idle
+        self.discovery_max = discovery_max
+        self.peers: dict[str, Peer] = {}
+        self._seq = 0
+        self._outbox: deque[tuple[Target, bytes]] = deque()
+        self._dropped = 0
+        self._wake = asyncio.Event()
+        self._up = asyncio.Event()
+        self._queries: dict[str, _Query] = {}
+        self._query_ids = itertools.count()
+        self._last_state_at = 0.0
+        self._generation = 0
+        self._last_error: BaseException | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._connection_loop()),
+            loop.create_task(self._publish_loop()),
+        ]
+        if self.health.enabled:
+            self._tasks.append(loop.create_task(self._health_loop()))
+        try:
+            await asyncio.wait_for(self._up.wait(), self.connect_timeout)
+        except TimeoutError:
+            reason = f"cannot reach the broker: {self._last_error or 'timed out'}"
+            if not self.fallback_to_local:
+                await self.stop()
+                raise RuntimeError(f"adapter {self.transport.name}: {reason}") from None
+            log.error(
+                "adapter %s: %s; serving local sockets and retrying", self.transport.name, reason
+            )
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._up.is_set():
+            self._send(None, {"t": "bye", "n": self.node_id})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained(), 1.0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.transport.close()
+
+    async def _drained(self) -> None:
+        while self._outbox and self._up.is_set():
+            await asyncio.sleep(0.01)
+
+    @property
+    def degraded(self) -> bool:
+        return not self._up.is_set()
+
+    @property
+    def node_count(self) -> int:
+        """Nodes known alive, this one included."""
+        return len(self.peers) + 1
+
+    async def _connection_loop(self) -> None:
+        delay = RECONNECT_MIN
+        while not self._stopping:
+            reader: asyncio.Task[None] | None = None
+            try:
+                self._generation += 1
+                await self.transport.connect(self._on_message)
+                reader = asyncio.get_running_loop().create_task(self.transport.run())
+                await self._announce()
+                self._up.set()
+                self._wake.set()
+                if delay > RECONNECT_MIN:
+                    log.warning("adapter %s: connected to the broker again", self.transport.name)
+                delay = RECONNECT_MIN
+                await reader
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._last_error = exc
+            finally:
+                if reader is not None:
+                    reader.cancel()
+                self._up.clear()
+                await self.transport.close()
+            if self._stopping:
+                return
+            log.warning(
+                "adapter %s: broker unreachable (%s); retrying in %.1fs",
+                self.transport.name,
+                self._last_error,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX)
+
+    async def _announce(self) -> None:
+        """Say hello with our state, then give the others a moment to answer with theirs:
+        until each known node has, and none new has for ``discovery_idle`` (at most
+        ``discovery_max``). Only then may the queued messages go out."""
+        started = time.monotonic()
+        for peer in self.peers.values():
+            peer.last_seen = started  # the broker was away, not they
+        self._last_state_at = started
+        await self.transport.publish([(None, orjson.dumps(self._state_message("hello")))])
+        known = set(self.peers)
+        while (now := time.monotonic()) - started < self.discovery_max:
+            waiting = [p for p in known if p in self.peers and self.peers[p].state_at < started]
+            if not waiting and now - self._last_state_at >= self.discovery_idle:
+                return
+            await asyncio.sleep(0.02)
+
+    # --- publishing ------------------------------------------------------------------------
+
+    def _send(self, target: Target, message: dict[str, Any]) -> None:
+        """Queue ``message`` for the broker, in order, without waiting."""
+        self._outbox.append((target, orjson.dumps(message)))
+        if len(self._outbox) > MAX_OUTBOX:
+            self._outbox.popleft()
+            self._dropped += 1
+            if self._dropped in (1, 1000) or self._dropped % 100_000 == 0:
+                log.error(
+                    "adapter %s: broker unreachable, %d queued messages dropped",
+                    self.transport.name,
+                    self._dropped,
+                )
+        self._wake.set()
+
+    def _replicate(self, message: dict[str, Any]) -> None:
+        """Queue a change of this node's replicated state, numbered in sequence."""
+        self._seq += 1
+        message["n"], message["s"] = self.node_id, self._seq
+        self._send(None, message)
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox:
+                await self._up.wait()
+                size = min(PUBLISH_BATCH, len(self._outbox))
+                batch = [self._outbox.popleft() for _ in range(size)]
+                generation = self._generation
+                try:
+                    await self.transport.publish(batch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._outbox.extendleft(reversed(batch))
+                    if generation == self._generation:  # else it has reconnected already
+                        self._last_error = exc
+                        self._up.clear()
+                        await self.transport.close()  # the connection loop reconnects
+                    break
+            if self._dropped and self._up.is_set():
+                log.warning(
+                    "adapter %s: %d messages were dropped", self.transport.name, self._dropped
+                )
+                self._dropped = 0
+
+    # --- state snapshots --------------------------------------------------------------------
+
+    def _state_message(self, kind: str) -> dict[str, Any]:
+        members = [
+            [ns.app_id, channel, socket_id, member.user_id, member.user_info]
+            for ns in self._namespaces.values()
+            for channel, sockets in ns.channels.items()
+            if channel in ns.presence
+            for socket_id in sockets
+            if (member := ns.presence[channel].get(socket_id)) is not None
+        ]
+        users = [
+            [ns.app_id, user_id, socket_id]
+            for ns in self._namespaces.values()
+            for user_id, sockets in ns.users.items()
+            for socket_id in sockets
+        ]
+        return {"t": kind, "n": self.node_id, "s": self._seq, "m": members, "u": users}
+
+    def _apply_state(self, peer: Peer, message: dict[str, Any]) -> None:
+        """Replace what we know of ``peer`` with its snapshot: additions first, so a user
+        whose socket changed but who stayed does not flicker."""
+        members = {
+            (app, channel, sid): PresenceMember(user_id, info)
+            for app, channel, sid, user_id, info in message["m"]
+        }
+        users = {(app, user_id, sid) for app, user_id, sid in message["u"]}
+        for key, member in members.items():
+            if key not in peer.members:
+                self._peer_joined(peer, key, member)
+        for key in users - peer.users:
+            self._peer_signed_in(peer, key)
+        for key in [key for key in peer.members if key not in members]:
+            self._peer_left(peer, key)
+        for key in peer.users - users:
+            self._peer_signed_out(peer, key)
+        peer.seq = message["s"]
+        self._last_state_at = time.monotonic()
+
+    def _drop_peer(self, peer: Peer, why: str) -> None:
+        """Forget a node that left or died; its users leave their channels here."""
+        log.warning("adapter %s: node %s %s", self.transport.name, peer.node_id, why)
+        self.peers.pop(peer.node_id, None)
+        for key in list(peer.members):
+            self._peer_left(peer, key)
+        for key in list(peer.users):
+            self._peer_signed_out(peer, key)
+        for query in self._queries.values():
+            if peer.node_id in query.expected:
+                query.expected.discard(peer.node_id)
+                query.settle()
+
+    def _peer_joined(self, peer: Peer, key: tuple[str, str, str], member: PresenceMember) -> None:
+        app_id, channel, socket_id = key
+        peer.members[key] = member
+        self._member_joined(self.namespace(app_id), channel, socket_id, member)
+
+    def _peer_left(self, peer: Peer, key: tuple[str, str, str]) -> None:
+        app_id, channel, socket_id = key
+        if peer.members.pop(key, None) is not None:
+            ns = self.namespace(app_id)
+            self._member_left(ns, channel, socket_id)
+            self._release(ns)
+
+    def _peer_signed_in(self, peer: Peer, key: tuple[str, str, str]) -> None:
+        if key not in peer.users:
+            peer.users.add(key)
+            ns = self.namespace(key[0])
+            if ns.count_user(key[1], 1):
+                self._user_changed(ns, key[1], "online")
+
+    def _peer_signed_out(self, peer: Peer, key: tuple[str, str, str]) -> None:
+        if key in peer.users:
+            peer.users.discard(key)
+            ns = self.namespace(key[0])
+            if ns.count_user(key[1], -1):
+                self._user_changed(ns, key[1], "offline")
+            self._release(ns)
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def _on_message(self, data: bytes) -> None:
+        try:
+            message = orjson.loads(data)
+            sender = message["n"]
+            if sender == self.node_id:
+                return
+            self._dispatch(message["t"], sender, message)
+        except Exception:
+            log.exception("adapter %s: bad cluster message %.200r", self.transport.name, data)
+
+    def _dispatch(self, kind: str, sender: str, message: dict[str, Any]) -> None:
+        if kind == "b":
+            ns = self._namespaces.get(message["a"])
+            if ns is not None:
+                ns.deliver(message["c"], message["f"], message.get("x"))
+            return
+        if kind == "r":
+            query = self._queries.get(message["id"])
+            if query is not None:
+                query.answers[sender] = message["v"]
+                query.settle()
+            return
+        if kind == "bye":
+            peer = self.peers.get(sender)
+            if peer is not None:
+                self._drop_peer(peer, "left the cluster")
+            return
+        peer = self.peers.get(sender)
+        if peer is None:
+            peer = self.peers[sender] = Peer(sender, time.monotonic())
+            log.info("adapter %s: node %s joined", self.transport.name, sender)
+            if kind not in ("hello", "state"):
+                self._send(None, {"t": "sync", "n": self.node_id, "to": sender})
+        peer.last_seen = time.monotonic()
+        if kind == "q":
+            self._answer(sender, message)
+        elif kind == "term":
+            self._terminate_local(message["a"], message["u"])
+        elif kind in ("hello", "state"):
+            peer.state_at = time.monotonic()
+            if peer.seq is None or message["s"] > peer.seq or kind == "hello":
+                self._apply_state(peer, message)
+            if kind == "hello":
+                self._send(None, self._state_message("state"))
+        elif kind == "sync":
+            if message["to"] == self.node_id:
+                self._send(None, self._state_message("state"))
+        elif kind == "hb":
+            if peer.seq is not None and message["s"] > peer.seq:
+                self._resync(peer)
+        elif kind in ("pj", "pl", "ui", "uo"):
+            self._apply_change(peer, kind, message)
+
+    def _resync(self, peer: Peer) -> None:
+        """Lost messages of ``peer``: ignore its changes until its snapshot arrives."""
+        peer.seq = None
+        self._send(None, {"t": "sync", "n": self.node_id, "to": peer.node_id})
+
+    def _apply_change(self, peer: Peer, kind: str, message: dict[str, Any]) -> None:
+        seq = message["s"]
+        if peer.seq is None or seq <= peer.seq:
+            return  # a snapshot is on its way, or already covers this change
+        if seq != peer.seq + 1:
+            self._resync(peer)
+            return
+        peer.seq = seq
+        app_id = message["a"]
+        if kind == "pj":
+            user_id, info = message["m"]
+            key = (app_id, message["c"], message["i"])
+            if key not in peer.members:
+                self._peer_joined(peer, key, PresenceMember(user_id, info))
+        elif kind == "pl":
+            self._peer_left(peer, (app_id, message["c"], message["i"]))
+        elif kind == "ui":
+            self._peer_signed_in(peer, (app_id, message["u"], message["i"]))
+        else:
+            self._peer_signed_out(peer, (app_id, message["u"], message["i"]))
+
+    # --- health -------------------------------------------------------------------------------
+
+    async def _health_loop(self) -> None:
+        heartbeat = self.health.heartbeat_interval_ms / 1000
+        cleanup = self.health.cleanup_interval_ms / 1000
+        timeout = self.health.node_timeout_ms / 1000
+        next_heartbeat = next_cleanup = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if self._up.is_set():
+                if now >= next_heartbeat:
+                    self._send(None, {"t": "hb", "n": self.node_id, "s": self._seq})
+                    next_heartbeat = now + heartbeat
+                if now >= next_cleanup:
+                    for peer in list(self.peers.values()):
+                        if now - peer.last_seen > timeout:
+                            self._drop_peer(peer, f"silent for {timeout:g}s: removed")
+                    next_cleanup = now + cleanup
+            wake_at = min(next_heartbeat, next_cleanup) if self._up.is_set() else now + 0.1
+            await asyncio.sleep(max(0.01, wake_at - time.monotonic()))
+
+    # --- membership --------------------------------------------------------------------------
+
+    async def sign_in(self, app_id: str, socket: Socket) -> None:
+        await super().sign_in(app_id, socket)
+        self._replicate({"t": "ui", "a": app_id, "u": socket.user_id, "i": socket.socket_id})
+
+    async def sign_out(self, app_id: str, socket: Socket) -> None:
+        await super().sign_out(app_id, socket)
+        self._replicate({"t": "uo", "a": app_id, "u": socket.user_id, "i": socket.socket_id})
+
+    async def subscribe(
+        self, app_id: str, channel: str, socket: Socket, member: PresenceMember | None = None
+    ) -> JoinResult:
+        result = await super().subscribe(app_id, channel, socket, member)
+        if member is not None and result.new:
+            self._replicate(
+                {
+                    "t": "pj",
+                    "a": app_id,
+                    "c": channel,
+                    "i": socket.socket_id,
+                    "m": [member.user_id, member.user_info],
+                }
+            )
+        return result
+
+    async def unsubscribe(self, app_id: str, channel: str, socket: Socket) -> bool:
+        ns = self.namespace(app_id)
+        was_member = socket.socket_id in ns.presence.get(channel, ())
+        left = await super().unsubscribe(app_id, channel, socket)
+        if left and was_member:
+            self._replicate({"t": "pl", "a": app_id, "c": channel, "i": socket.socket_id})
+        return left
+
+    # --- delivery ------------------------------------------------------------------------------
+
+    async def broadcast(
+        self, app_id: str, channel: str, frame: str, except_socket_id: str | None = None
+    ) -> None:
+        await super().broadcast(app_id, channel, frame, except_socket_id)
+        message = {"t": "b", "n": self.node_id, "a": app_id, "c": channel, "f": frame}
+        if except_socket_id is not None:
+            message["x"] = except_socket_id
+        self._send(None, message)
+
+    async def terminate_user_connections(self, app_id: str, user_id: str) -> None:
+        self._terminate_local(app_id, user_id)
+        self._send(None, {"t": "term", "n": self.node_id, "a": app_id, "u": user_id})
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def _answer(self, asker: str, message: dict[str, Any]) -> None:
+        app_id, what = message["a"], message["k"]
+        value: Any
+        if what == "sockets":
+            value = self._local_sockets_count(app_id)
+        elif what == "channels":
+            value = self._local_channels(app_id)
+        elif what == "channel":
+            value = self._local_subscription_count(app_id, message["c"])
+        else:
+            return
+        self._send(asker, {"t": "r", "n": self.node_id, "id": message["id"], "v": value})
+
+    async def _ask(
+        self, app_id: str, what: str, channel: str | None = None
+    ) -> tuple[list[Any], int, int]:
+        """Ask every known node; (their answers, nodes asked incl. us, nodes missing)."""
+        expected = set(self.peers)
+        nodes = len(expected) + 1
+        if not expected:
+            return [], nodes, 0
+        if not self._up.is_set():
+            return [], nodes, len(expected)
+        query_id = f"{self.node_id}:{next(self._query_ids)}"
+        query = self._queries[query_id] = _Query(expected)
+        message: dict[str, Any] = {
+            "t": "q",
+            "n": self.node_id,
+            "id": query_id,
+            "a": app_id,
+            "k": what,
+        }
+        if channel is not None:
+            message["c"] = channel
+        self._send(None, message)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(query.done.wait(), self.request_timeout)
+        finally:
+            del self._queries[query_id]
+        missing = len(query.expected - query.answers.keys())
+        if missing:
+            log.warning(
+                "adapter %s: %d of %d nodes did not answer a %s query",
+                self.transport.name,
+                missing,
+                nodes,
+                what,
+            )
+        return list(query.answers.values()), nodes, missing
+
+    async def sockets_count(self, app_id: str) -> Answer[int]:
+        answers, nodes, missing = await self._ask(app_id, "sockets")
+        return Answer(self._local_sockets_count(app_id) + sum(answers), nodes, missing)
+
+    async def channels(self, app_id: str) -> Answer[dict[str, int]]:
+        answers, nodes, missing = await self._ask(app_id, "channels")
+        merged = self._local_channels(app_id)
+        for counts in answers:
+            for channel, count in counts.items():
+                merged[channel] = merged.get(channel, 0) + count
+        return Answer(merged, nodes, missing)
+
+    async def channel_subscription_count(self, app_id: str, channel: str) -> Answer[int]:
+        answers, nodes, missing = await self._ask(app_id, "channel", channel)
+        local = self._local_subscription_count(app_id, channel)
+        return Answer(local + sum(answers), nodes, missing)
+
+
+def new_node_id(configured: str | None) -> str:
+    """``instance.process_id`` if configured, else a random UUID."""
+    return configured or str(uuid.uuid4())
+
+
+__all__ = ["HorizontalAdapter", "Namespace", "Peer", "new_node_id"]
