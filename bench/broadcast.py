@@ -7,6 +7,8 @@ Measures what the hot path costs: deliveries per second and publish-to-receive l
     python bench/broadcast.py --spawn --sockets 500 --messages 200
     python bench/broadcast.py --port 6001 --app-id app-id --key app-key --secret app-secret
 
+``bench/cluster.py`` reuses this module to measure fan-out across sockudo-py nodes.
+
 Bounded: every wait has a timeout and the run stops by itself.
 """
 
@@ -17,12 +19,16 @@ import asyncio
 import hashlib
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import websockets
@@ -32,14 +38,18 @@ sys.path.insert(0, str(ROOT))
 from sockudo_py.protocol.signatures import sign_api_request  # noqa: E402
 
 
-def signed_query(secret: str, key: str, path: str, body: bytes) -> dict[str, str]:
+def signed_query(secret: str, key: str, path: str, body: bytes, method: str = "POST",
+                 **extra: str) -> dict[str, str]:
+    """The query string of a signed HTTP API request (``body_md5`` only with a body)."""
     params = {
         "auth_key": key,
         "auth_timestamp": str(int(time.time())),
         "auth_version": "1.0",
-        "body_md5": hashlib.md5(body).hexdigest(),
+        **extra,
     }
-    params["auth_signature"] = sign_api_request(secret, "POST", path, params)
+    if body:
+        params["body_md5"] = hashlib.md5(body).hexdigest()
+    params["auth_signature"] = sign_api_request(secret, method, path, params)
     return params
 
 
@@ -65,22 +75,32 @@ async def subscriber(url: str, channel: str, ready: asyncio.Event, counter: list
         await done.wait()
 
 
-async def run(args: argparse.Namespace) -> dict[str, float]:
-    ws_url = f"ws://127.0.0.1:{args.port}/app/{args.key}?protocol=7"
+async def run(args: argparse.Namespace, publish_port: int | None = None,
+              subscribe_ports: Sequence[int] = (),
+              before_publish: Callable[[], Awaitable[None]] | None = None) -> dict[str, float]:
+    """Subscribe ``args.sockets`` sockets, spread round-robin over ``subscribe_ports``, then
+    publish ``args.messages`` events on ``publish_port`` (both default to ``args.port``);
+    ``before_publish`` runs once every socket is subscribed."""
+    publish_port = publish_port or args.port
+    subscribe_ports = list(subscribe_ports) or [args.port]
     path = f"/apps/{args.app_id}/events"
     ready, done = asyncio.Event(), asyncio.Event()
     counter = [0, args.sockets, 0]  # subscribed, total, finished
     latencies: list[float] = []
     tasks = []
-    for _ in range(args.sockets):
+    for i in range(args.sockets):
+        port = subscribe_ports[i % len(subscribe_ports)]
+        ws_url = f"ws://127.0.0.1:{port}/app/{args.key}?protocol=7"
         tasks.append(asyncio.create_task(subscriber(
             ws_url, "bench-channel", ready, counter, latencies, args.messages, done)))
         if len(tasks) % 100 == 0:
             await asyncio.sleep(0.05)
     await asyncio.wait_for(ready.wait(), 60)
+    if before_publish is not None:
+        await before_publish()
     interval = 1 / args.rate if args.rate else 0
     start = time.perf_counter()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{args.port}") as http:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{publish_port}") as http:
         for _ in range(args.messages):
             body = json.dumps({"name": "bench", "channel": "bench-channel",
                                "data": json.dumps({"t": time.time(), "pad": "x" * args.size})}
@@ -91,7 +111,13 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             response.raise_for_status()
             if interval:
                 await asyncio.sleep(interval)
-        await asyncio.wait_for(done.wait(), args.timeout)
+        try:
+            await asyncio.wait_for(done.wait(), args.timeout)
+        except TimeoutError:
+            raise SystemExit(
+                f"timed out after {args.timeout} s: {len(latencies)} of "
+                f"{args.sockets * args.messages} deliveries, {counter[2]} of {args.sockets} "
+                "sockets got every message") from None
     elapsed = time.perf_counter() - start
     for task in tasks:
         task.cancel()
@@ -110,28 +136,69 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     }
 
 
-def spawn(port: int) -> subprocess.Popen[bytes]:
-    config = {"host": "127.0.0.1", "port": port, "metrics": {"enabled": False},
+def spawn(port: int, config: dict[str, Any] | None = None,
+          log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``python -m sockudo_py --config <tmp json> --port port`` with the bench app and
+    ``config``'s top-level sections (default: metrics off); return once ``/up`` says OK
+    (15 s at most, else kill it and exit). Its output goes to ``log`` if given."""
+    config = {"host": "127.0.0.1", "metrics": {"enabled": False},
               "app_manager": {"array": {"apps": [
-                  {"id": "app-id", "key": "app-key", "secret": "app-secret"}]}}}
-    path = Path(f"/tmp/sockudo-bench-{os.getpid()}.json")
-    path.write_text(json.dumps(config))
-    proc = subprocess.Popen([sys.executable, "-m", "sockudo_py", "--config", str(path)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/up", timeout=1)
-            return proc
-        except OSError:
+                  {"id": "app-id", "key": "app-key", "secret": "app-secret"}]}},
+              **(config or {})}
+    if not port_free(port):
+        raise SystemExit(f"port {port} is in use")
+    fd, name = tempfile.mkstemp(prefix=f"sockudo-bench-{port}-", suffix=".json")
+    with os.fdopen(fd, "w") as file:
+        json.dump(config, file)
+    try:
+        with open(log or os.devnull, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sockudo_py", "--config", name, "--port", str(port)],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        status = "no answer"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/up", timeout=1) as up:
+                    status = up.read().decode()
+                if status == "OK":
+                    return proc
+            except OSError:
+                pass
             time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("sockudo-py did not start")
+        exited = proc.poll()
+        stop(proc)
+        reason = f"exited with {exited}" if exited is not None else f"/up: {status}"
+        raise SystemExit(f"sockudo-py on port {port} did not start ({reason})"
+                         + (f"; log {log}" if log else ""))
+    finally:
+        os.unlink(name)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=6001)
+def port_free(port: int) -> bool:
+    """Nothing listens on ``port`` (connections left in TIME_WAIT do not count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM ``proc`` (by PID); SIGKILL it if it is still there after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The app credentials and load options shared with ``bench/cluster.py``."""
     parser.add_argument("--app-id", default="app-id")
     parser.add_argument("--key", default="app-key")
     parser.add_argument("--secret", default="app-secret")
@@ -140,20 +207,30 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50, help="publishes per second (0: max)")
     parser.add_argument("--size", type=int, default=100, help="payload padding in bytes")
     parser.add_argument("--timeout", type=float, default=60)
+
+
+def run_client(coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run the load client (on uvloop when installed)."""
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    return asyncio.run(coroutine)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=6001)
+    add_load_arguments(parser)
     parser.add_argument("--spawn", action="store_true", help="start sockudo-py on --port")
     args = parser.parse_args()
     proc = spawn(args.port) if args.spawn else None
     try:
-        try:
-            import uvloop
-            uvloop.install()
-        except ImportError:
-            pass
-        print(json.dumps(asyncio.run(run(args))))
+        print(json.dumps(run_client(run(args))))
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc)
 
 
 if __name__ == "__main__":
