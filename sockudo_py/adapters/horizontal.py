@@ -50,6 +50,7 @@ MAX_OUTBOX = 100_000
 """Messages kept for the broker while it is away; beyond this the oldest are dropped."""
 PUBLISH_BATCH = 512
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 10.0
+STOP_FLUSH_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -122,6 +123,7 @@ class HorizontalAdapter(LocalAdapter):
         self._last_error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._publishing = False
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -149,15 +151,16 @@ class HorizontalAdapter(LocalAdapter):
         if self._up.is_set():
             self._send(None, {"t": "bye", "n": self.node_id})
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained(), 1.0)
-        for task in self._tasks:
+                await asyncio.wait_for(self._drained(), STOP_FLUSH_SECONDS)
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
         await self.transport.close()
+        if tasks:  # bounded: a client library may swallow a cancellation
+            await asyncio.wait(tasks, timeout=STOP_FLUSH_SECONDS)
 
     async def _drained(self) -> None:
-        while self._outbox and self._up.is_set():
+        while (self._outbox or self._publishing) and self._up.is_set():
             await asyncio.sleep(0.01)
 
     @property
@@ -243,7 +246,7 @@ class HorizontalAdapter(LocalAdapter):
         self._send(None, message)
 
     async def _publish_loop(self) -> None:
-        while True:
+        while not self._stopping:  # (a cancel may be swallowed by a client library)
             await self._wake.wait()
             self._wake.clear()
             while self._outbox:
@@ -251,17 +254,22 @@ class HorizontalAdapter(LocalAdapter):
                 size = min(PUBLISH_BATCH, len(self._outbox))
                 batch = [self._outbox.popleft() for _ in range(size)]
                 generation = self._generation
+                self._publishing = True
                 try:
                     await self.transport.publish(batch)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     self._outbox.extendleft(reversed(batch))
+                    if self._stopping:
+                        return
                     if generation == self._generation:  # else it has reconnected already
                         self._last_error = exc
                         self._up.clear()
                         await self.transport.close()  # the connection loop reconnects
                     break
+                finally:
+                    self._publishing = False
             if self._dropped and self._up.is_set():
                 log.warning(
                     "adapter %s: %d messages were dropped", self.transport.name, self._dropped

@@ -98,6 +98,38 @@ async def running(driver: Driver) -> AsyncIterator[Driver]:
         await driver.stop()
 
 
+CLUSTER_ADAPTERS = [param for param in ADAPTERS if param.id != "local"]
+
+# Small cluster_health intervals, so dead-node tests take a second, not half a minute.
+FAST_HEALTH = {"heartbeat_interval_ms": 100, "node_timeout_ms": 600, "cleanup_interval_ms": 100}
+
+ClusterFactory = Callable[..., Awaitable[list[Adapter]]]
+
+
+@pytest.fixture(params=CLUSTER_ADAPTERS)
+async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[ClusterFactory]:
+    """``await cluster(n, **adapter_overrides)``: ``n`` started nodes of one cluster driver,
+    sharing a prefix no other test uses; more calls add nodes to the same cluster."""
+    nodes: list[Adapter] = []
+
+    async def make(count: int, **overrides: Any) -> list[Adapter]:
+        config = adapter_config(request)
+        config.cluster_health = config.cluster_health.model_validate(FAST_HEALTH)
+        for key, value in overrides.items():
+            setattr(config.adapter, key, value)
+        added = [create_adapter(config) for _ in range(count)]
+        for node in added:
+            await node.start()
+            nodes.append(node)
+        return added
+
+    try:
+        yield make
+    finally:
+        for node in reversed(nodes):
+            await node.stop()
+
+
 @pytest.fixture(params=ADAPTERS)
 async def adapter(request: pytest.FixtureRequest) -> AsyncIterator[Adapter]:
     async with running(create_adapter(adapter_config(request))) as driver:
