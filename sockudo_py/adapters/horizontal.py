@@ -65,6 +65,8 @@ class Peer:
     last_seen: float
     seq: int | None = None
     state_at: float = 0.0
+    epoch: str = ""
+    broadcast_seen: int = 0
     members: dict[tuple[str, str, str], PresenceMember] = field(default_factory=dict)
     users: set[tuple[str, str, str]] = field(default_factory=set)
 
@@ -112,6 +114,8 @@ class HorizontalAdapter(LocalAdapter):
         self.discovery_max = discovery_max
         self.peers: dict[str, Peer] = {}
         self._seq = 0
+        self._epoch = uuid.uuid4().hex
+        self._broadcasts = 0
         self._outbox: deque[tuple[Target, bytes]] = deque()
         self._dropped = 0
         self._wake = asyncio.Event()
@@ -208,16 +212,21 @@ class HorizontalAdapter(LocalAdapter):
             delay = min(delay * 2, RECONNECT_MAX)
 
     async def _announce(self) -> None:
-        """Say hello with our state, then give the others a moment to answer with theirs:
-        until each known node has, and none new has for ``discovery_idle`` (at most
-        ``discovery_max``). Only then may the queued messages go out."""
+        """Say hello with our state, then wait for the others to answer with theirs: until
+        every node we knew of has (so it is subscribed again after a broker restart, and
+        our queued messages reach it) and no new one has for ``discovery_idle``. At most
+        ``discovery_max`` when we knew of nobody, else up to the node timeout. Only then may
+        the queued messages go out."""
         started = time.monotonic()
         for peer in self.peers.values():
             peer.last_seen = started  # the broker was away, not they
         self._last_state_at = started
         await self.transport.publish([(None, orjson.dumps(self._state_message("hello")))])
         known = set(self.peers)
-        while (now := time.monotonic()) - started < self.discovery_max:
+        limit = self.discovery_max
+        if known:
+            limit = max(limit, self.health.node_timeout_ms / 1000 if self.health.enabled else 0)
+        while (now := time.monotonic()) - started < limit:
             waiting = [p for p in known if p in self.peers and self.peers[p].state_at < started]
             if not waiting and now - self._last_state_at >= self.discovery_idle:
                 return
@@ -279,6 +288,8 @@ class HorizontalAdapter(LocalAdapter):
     # --- state snapshots --------------------------------------------------------------------
 
     def _state_message(self, kind: str) -> dict[str, Any]:
+        """``hello`` or ``state``: this node's presence members and signed-in sockets, with
+        the sequence number they are current as of, and its ``epoch`` (one per process)."""
         members = [
             [ns.app_id, channel, socket_id, member.user_id, member.user_info]
             for ns in self._namespaces.values()
@@ -293,7 +304,14 @@ class HorizontalAdapter(LocalAdapter):
             for user_id, sockets in ns.users.items()
             for socket_id in sockets
         ]
-        return {"t": kind, "n": self.node_id, "s": self._seq, "m": members, "u": users}
+        return {
+            "t": kind,
+            "n": self.node_id,
+            "e": self._epoch,
+            "s": self._seq,
+            "m": members,
+            "u": users,
+        }
 
     def _apply_state(self, peer: Peer, message: dict[str, Any]) -> None:
         """Replace what we know of ``peer`` with its snapshot: additions first, so a user
@@ -369,6 +387,11 @@ class HorizontalAdapter(LocalAdapter):
 
     def _dispatch(self, kind: str, sender: str, message: dict[str, Any]) -> None:
         if kind == "b":
+            peer = self.peers.get(sender)
+            if peer is not None:  # a publish retried after a broker failure: drop copies
+                if message["o"] <= peer.broadcast_seen:
+                    return
+                peer.broadcast_seen = message["o"]
             ns = self._namespaces.get(message["a"])
             if ns is not None:
                 ns.deliver(message["c"], message["f"], message.get("x"))
@@ -397,6 +420,8 @@ class HorizontalAdapter(LocalAdapter):
             self._terminate_local(message["a"], message["u"])
         elif kind in ("hello", "state"):
             peer.state_at = time.monotonic()
+            if message["e"] != peer.epoch:  # a new process under this id: count afresh
+                peer.epoch, peer.broadcast_seen = message["e"], 0
             if peer.seq is None or message["s"] > peer.seq or kind == "hello":
                 self._apply_state(peer, message)
             if kind == "hello":
@@ -497,7 +522,15 @@ class HorizontalAdapter(LocalAdapter):
         self, app_id: str, channel: str, frame: str, except_socket_id: str | None = None
     ) -> None:
         await super().broadcast(app_id, channel, frame, except_socket_id)
-        message = {"t": "b", "n": self.node_id, "a": app_id, "c": channel, "f": frame}
+        self._broadcasts += 1
+        message = {
+            "t": "b",
+            "n": self.node_id,
+            "o": self._broadcasts,
+            "a": app_id,
+            "c": channel,
+            "f": frame,
+        }
         if except_socket_id is not None:
             message["x"] = except_socket_id
         self._send(None, message)
