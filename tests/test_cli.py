@@ -44,3 +44,14 @@ def test_driver_not_in_this_build_is_a_clear_error() -> None:
     result = run_cli("--port", "0", env={"APP_MANAGER_DRIVER": "dynamodb"})
     assert result.returncode == 2
     assert "app_manager.driver" in result.stderr
+
+
+def test_unreachable_broker_without_fallback_stops_startup() -> None:
+    env = {
+        "ADAPTER_DRIVER": "redis",
+        "REDIS_URL": "redis://127.0.0.1:1",
+        "ADAPTER_FALLBACK_TO_LOCAL": "false",
+    }
+    result = run_cli("--port", "0", env=env)
+    assert result.returncode != 0
+    assert "adapter redis: cannot reach the broker" in result.stderr

@@ -276,3 +276,27 @@ async def test_broker_restart_mid_traffic(
     finally:
         await close_all(on_a, on_b, watcher, *([late] if late else []))
         outage.close()
+
+
+async def test_a_node_starts_while_the_broker_is_down(
+    sockudo_server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """``fallback_to_local`` (the default): it serves local sockets at once, DEGRADED, and
+    joins the cluster when the broker appears, without a restart."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    config = adapter_config("redis", url, f"failures-{uuid.uuid4().hex[:8]}:", 4000)
+    lonely = sockudo_server_factory(config)
+    assert await health(lonely) == "DEGRADED"
+    client = await PusherWs.connect(lonely, lonely.app["key"])
+    try:
+        await client.subscribe("news")
+        await publish(lonely, lonely.app, "news", "tick", "0")
+        await client.expect("tick", "news")
+        with broker("redis", port, tmp_path):
+            await until_health(lonely, "OK")
+            other = sockudo_server_factory(config)
+            await publish(other, other.app, "news", "tick", "1")  # reaches the first node
+            assert (await client.expect("tick", "news"))["data"] == "1"
+    finally:
+        await client.close()

@@ -120,6 +120,7 @@ class HorizontalAdapter(LocalAdapter):
         self._dropped = 0
         self._wake = asyncio.Event()
         self._up = asyncio.Event()
+        self._first_try = asyncio.Event()  # set once the first connection is up or failed
         self._queries: dict[str, _Query] = {}
         self._query_ids = itertools.count()
         self._last_state_at = 0.0
@@ -139,9 +140,9 @@ class HorizontalAdapter(LocalAdapter):
         ]
         if self.health.enabled:
             self._tasks.append(loop.create_task(self._health_loop()))
-        try:
-            await asyncio.wait_for(self._up.wait(), self.connect_timeout)
-        except TimeoutError:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_try.wait(), self.connect_timeout)
+        if not self._up.is_set():
             reason = f"cannot reach the broker: {self._last_error or 'timed out'}"
             if not self.fallback_to_local:
                 await self.stop()
@@ -186,6 +187,7 @@ class HorizontalAdapter(LocalAdapter):
                 reader = asyncio.get_running_loop().create_task(self.transport.run())
                 await self._announce()
                 self._up.set()
+                self._first_try.set()
                 self._wake.set()
                 if delay > RECONNECT_MIN:
                     log.warning("adapter %s: connected to the broker again", self.transport.name)
@@ -195,6 +197,7 @@ class HorizontalAdapter(LocalAdapter):
                 raise
             except Exception as exc:
                 self._last_error = exc
+                self._first_try.set()
             finally:
                 if reader is not None:
                     reader.cancel()
