@@ -98,23 +98,25 @@ class Publisher:
         self.server, self.channel, self.every = server, channel, every
         self.sent: list[int] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def _run(self) -> None:
         seq = 0
-        while True:
+        while not self._stopping:
             await publish(self.server, self.server.app, self.channel, "tick", str(seq))
             self.sent.append(seq)
             seq += 1
             await asyncio.sleep(self.every)
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop after the publish in flight (so ``sent`` is exactly what was published)."""
         assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self._stopping = True
+        await asyncio.wait_for(self._task, 10)
 
 
 async def ticks(client: PusherWs, expected: list[int], timeout: float = 10.0) -> list[int]:
