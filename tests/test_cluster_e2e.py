@@ -178,6 +178,23 @@ def _wait_joined(servers: list[RunningServer], timeout: float = 10.0) -> None:
     asyncio.run(probe())
 
 
+def node_factories(root: Path) -> list[ServerFactory]:
+    """One ServerFactory per node, each in its own folder under ``root``."""
+    factories = []
+    for i in range(NODES):
+        (root / f"node{i}").mkdir()
+        factories.append(ServerFactory(root / f"node{i}"))
+    return factories
+
+
+def start_in_parallel(
+    factories: list[ServerFactory], config: dict[str, Any], apps: list[dict[str, Any]]
+) -> list[RunningServer]:
+    """One node per factory, started at once (each waits for its own /up)."""
+    with ThreadPoolExecutor(len(factories)) as pool:
+        return list(pool.map(lambda f: f(config, apps=apps), factories))
+
+
 @pytest.fixture(scope="module", params=list(ADAPTERS))
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -186,14 +203,9 @@ def cluster(
     adapter: str = request.param
     run_id = uuid.uuid4().hex[:12]
     config = resolve_fragment(request, cluster_config(adapter, run_id))
-    root = Path(tmp_path_factory.mktemp(f"cluster-{adapter}"))
-    factories = []
-    for i in range(NODES):
-        (root / f"node{i}").mkdir()
-        factories.append(ServerFactory(root / f"node{i}"))
+    factories = node_factories(Path(tmp_path_factory.mktemp(f"cluster-{adapter}")))
     try:
-        with ThreadPoolExecutor(NODES) as pool:
-            servers = list(pool.map(lambda f: f(config, apps=[MAIN, LIMITED]), factories))
+        servers = start_in_parallel(factories, config, [MAIN, LIMITED])
         running = Cluster(adapter, run_id, servers)
         try:
             _wait_joined(servers)
@@ -361,13 +373,9 @@ def test_sigterm_stops_every_node_promptly(
     """SIGTERM to each node of a fresh 3-node cluster, one after the other: every node
     says bye and exits within STOP_WITHIN seconds."""
     config = resolve_fragment(request, cluster_config(adapter, uuid.uuid4().hex[:12]))
-    factories = []
-    for i in range(NODES):
-        (tmp_path / f"node{i}").mkdir()
-        factories.append(ServerFactory(tmp_path / f"node{i}"))
+    factories = node_factories(tmp_path)
     try:
-        with ThreadPoolExecutor(NODES) as pool:
-            servers = list(pool.map(lambda f: f(config, apps=[MAIN]), factories))
+        servers = start_in_parallel(factories, config, [MAIN])
         _wait_joined(servers)
         hung: list[str] = []
         for i, server in enumerate(servers):

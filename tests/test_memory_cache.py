@@ -36,12 +36,3 @@ async def test_expired_entries_go_before_live_ones() -> None:
     await cache.set("d", "d")
     assert [await cache.get(k) for k in ("a", "c", "d")] == ["a", "c", "d"]
 
-
-async def test_default_ttl_applies_when_set_without_ttl() -> None:
-    cache = MemoryCache(default_ttl=300)
-    await cache.set("k", "v")
-    remaining = await cache.ttl("k")
-    assert remaining is not None and 299 < remaining <= 300
-    await cache.set("k", "v", 10)  # an explicit ttl wins
-    remaining = await cache.ttl("k")
-    assert remaining is not None and 0 < remaining <= 10

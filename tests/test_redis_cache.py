@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis_cluster import start_redis_server
 
-from sockudo_py.cache import create_cache
+from sockudo_py.cache import Cache, create_cache
+from sockudo_py.cache.memory import MemoryCache
 from sockudo_py.cache.redis import RedisCache
 from sockudo_py.config import Config
 
@@ -136,8 +137,13 @@ async def test_keys_carry_the_prefix() -> None:
         await raw.aclose()
 
 
-async def test_default_ttl_applies_when_set_without_ttl() -> None:
-    cache = RedisCache.from_url(LOCAL_REDIS, f"test_{uuid.uuid4().hex[:8]}:", default_ttl=300)
+@pytest.mark.parametrize("driver", ["memory", "redis"])
+async def test_default_ttl_applies_when_set_without_ttl(driver: str) -> None:
+    cache: Cache = (
+        MemoryCache(default_ttl=300)
+        if driver == "memory"
+        else RedisCache.from_url(LOCAL_REDIS, f"test_{uuid.uuid4().hex[:8]}:", default_ttl=300)
+    )
     try:
         await cache.set("k", "v")
         remaining = await cache.ttl("k")

@@ -154,7 +154,7 @@ class HorizontalAdapter(LocalAdapter):
     async def stop(self) -> None:
         self._stopping = True
         if self._up.is_set():
-            self._send(None, {"t": "bye", "n": self.node_id})
+            self._send(None, "bye")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained(), STOP_FLUSH_SECONDS)
         tasks, self._tasks = self._tasks, []
@@ -224,7 +224,7 @@ class HorizontalAdapter(LocalAdapter):
         for peer in self.peers.values():
             peer.last_seen = started  # the broker was away, not they
         self._last_state_at = started
-        await self.transport.publish([(None, orjson.dumps(self._state_message("hello")))])
+        await self.transport.publish([(None, self._message("hello", **self._state()))])
         known = set(self.peers)
         limit = self.discovery_max
         if known:
@@ -237,9 +237,15 @@ class HorizontalAdapter(LocalAdapter):
 
     # --- publishing ------------------------------------------------------------------------
 
-    def _send(self, target: Target, message: dict[str, Any]) -> None:
-        """Queue ``message`` for the broker, in order, without waiting."""
-        self._outbox.append((target, orjson.dumps(message)))
+    def _message(self, kind: str, **fields: Any) -> bytes:
+        """A message of ``kind`` from this node; fields that are None are left out."""
+        message = {"t": kind, "n": self.node_id}
+        message.update((key, value) for key, value in fields.items() if value is not None)
+        return orjson.dumps(message)
+
+    def _send(self, target: Target, kind: str, **fields: Any) -> None:
+        """Queue a message for the broker, in order, without waiting."""
+        self._outbox.append((target, self._message(kind, **fields)))
         if len(self._outbox) > MAX_OUTBOX:
             self._outbox.popleft()
             self._dropped += 1
@@ -251,11 +257,10 @@ class HorizontalAdapter(LocalAdapter):
                 )
         self._wake.set()
 
-    def _replicate(self, message: dict[str, Any]) -> None:
+    def _replicate(self, kind: str, **fields: Any) -> None:
         """Queue a change of this node's replicated state, numbered in sequence."""
         self._seq += 1
-        message["n"], message["s"] = self.node_id, self._seq
-        self._send(None, message)
+        self._send(None, kind, s=self._seq, **fields)
 
     async def _publish_loop(self) -> None:
         while not self._stopping:  # (a cancel may be swallowed by a client library)
@@ -290,9 +295,9 @@ class HorizontalAdapter(LocalAdapter):
 
     # --- state snapshots --------------------------------------------------------------------
 
-    def _state_message(self, kind: str) -> dict[str, Any]:
-        """``hello`` or ``state``: this node's presence members and signed-in sockets, with
-        the sequence number they are current as of, and its ``epoch`` (one per process)."""
+    def _state(self) -> dict[str, Any]:
+        """The body of ``hello`` and ``state``: this node's presence members and signed-in
+        sockets, the sequence number they are current as of, its ``epoch`` (one per process)."""
         members = [
             [ns.app_id, channel, socket_id, member.user_id, member.user_info]
             for ns in self._namespaces.values()
@@ -307,14 +312,7 @@ class HorizontalAdapter(LocalAdapter):
             for user_id, sockets in ns.users.items()
             for socket_id in sockets
         ]
-        return {
-            "t": kind,
-            "n": self.node_id,
-            "e": self._epoch,
-            "s": self._seq,
-            "m": members,
-            "u": users,
-        }
+        return {"e": self._epoch, "s": self._seq, "m": members, "u": users}
 
     def _apply_state(self, peer: Peer, message: dict[str, Any]) -> None:
         """Replace what we know of ``peer`` with its snapshot: additions first, so a user
@@ -415,7 +413,7 @@ class HorizontalAdapter(LocalAdapter):
             peer = self.peers[sender] = Peer(sender, time.monotonic())
             log.info("adapter %s: node %s joined", self.transport.name, sender)
             if kind not in ("hello", "state"):
-                self._send(None, {"t": "sync", "n": self.node_id, "to": sender})
+                self._send(None, "sync", to=sender)
         peer.last_seen = time.monotonic()
         if kind == "q":
             self._answer(sender, message)
@@ -428,10 +426,10 @@ class HorizontalAdapter(LocalAdapter):
             if peer.seq is None or message["s"] > peer.seq or kind == "hello":
                 self._apply_state(peer, message)
             if kind == "hello":
-                self._send(None, self._state_message("state"))
+                self._send(None, "state", **self._state())
         elif kind == "sync":
             if message["to"] == self.node_id:
-                self._send(None, self._state_message("state"))
+                self._send(None, "state", **self._state())
         elif kind == "hb":
             if peer.seq is not None and message["s"] > peer.seq:
                 self._resync(peer)
@@ -441,7 +439,7 @@ class HorizontalAdapter(LocalAdapter):
     def _resync(self, peer: Peer) -> None:
         """Lost messages of ``peer``: ignore its changes until its snapshot arrives."""
         peer.seq = None
-        self._send(None, {"t": "sync", "n": self.node_id, "to": peer.node_id})
+        self._send(None, "sync", to=peer.node_id)
 
     def _apply_change(self, peer: Peer, kind: str, message: dict[str, Any]) -> None:
         seq = message["s"]
@@ -475,7 +473,7 @@ class HorizontalAdapter(LocalAdapter):
             now = time.monotonic()
             if self._up.is_set():
                 if now >= next_heartbeat:
-                    self._send(None, {"t": "hb", "n": self.node_id, "s": self._seq})
+                    self._send(None, "hb", s=self._seq)
                     next_heartbeat = now + heartbeat
                 if now >= next_cleanup:
                     for peer in list(self.peers.values()):
@@ -489,26 +487,19 @@ class HorizontalAdapter(LocalAdapter):
 
     async def sign_in(self, app_id: str, socket: Socket) -> None:
         await super().sign_in(app_id, socket)
-        self._replicate({"t": "ui", "a": app_id, "u": socket.user_id, "i": socket.socket_id})
+        self._replicate("ui", a=app_id, u=socket.user_id, i=socket.socket_id)
 
     async def sign_out(self, app_id: str, socket: Socket) -> None:
         await super().sign_out(app_id, socket)
-        self._replicate({"t": "uo", "a": app_id, "u": socket.user_id, "i": socket.socket_id})
+        self._replicate("uo", a=app_id, u=socket.user_id, i=socket.socket_id)
 
     async def subscribe(
         self, app_id: str, channel: str, socket: Socket, member: PresenceMember | None = None
     ) -> JoinResult:
         result = await super().subscribe(app_id, channel, socket, member)
         if member is not None and result.new:
-            self._replicate(
-                {
-                    "t": "pj",
-                    "a": app_id,
-                    "c": channel,
-                    "i": socket.socket_id,
-                    "m": [member.user_id, member.user_info],
-                }
-            )
+            info = [member.user_id, member.user_info]
+            self._replicate("pj", a=app_id, c=channel, i=socket.socket_id, m=info)
         return result
 
     async def unsubscribe(self, app_id: str, channel: str, socket: Socket) -> bool:
@@ -516,7 +507,7 @@ class HorizontalAdapter(LocalAdapter):
         was_member = socket.socket_id in ns.presence.get(channel, ())
         left = await super().unsubscribe(app_id, channel, socket)
         if left and was_member:
-            self._replicate({"t": "pl", "a": app_id, "c": channel, "i": socket.socket_id})
+            self._replicate("pl", a=app_id, c=channel, i=socket.socket_id)
         return left
 
     # --- delivery ------------------------------------------------------------------------------
@@ -526,21 +517,11 @@ class HorizontalAdapter(LocalAdapter):
     ) -> None:
         await super().broadcast(app_id, channel, frame, except_socket_id)
         self._broadcasts += 1
-        message = {
-            "t": "b",
-            "n": self.node_id,
-            "o": self._broadcasts,
-            "a": app_id,
-            "c": channel,
-            "f": frame,
-        }
-        if except_socket_id is not None:
-            message["x"] = except_socket_id
-        self._send(None, message)
+        self._send(None, "b", o=self._broadcasts, a=app_id, c=channel, f=frame, x=except_socket_id)
 
     async def terminate_user_connections(self, app_id: str, user_id: str) -> None:
         self._terminate_local(app_id, user_id)
-        self._send(None, {"t": "term", "n": self.node_id, "a": app_id, "u": user_id})
+        self._send(None, "term", a=app_id, u=user_id)
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -555,7 +536,7 @@ class HorizontalAdapter(LocalAdapter):
             value = self._local_subscription_count(app_id, message["c"])
         else:
             return
-        self._send(asker, {"t": "r", "n": self.node_id, "id": message["id"], "v": value})
+        self._send(asker, "r", id=message["id"], v=value)
 
     async def _ask(
         self, app_id: str, what: str, channel: str | None = None
@@ -569,16 +550,7 @@ class HorizontalAdapter(LocalAdapter):
             return [], nodes, len(expected)
         query_id = f"{self.node_id}:{next(self._query_ids)}"
         query = self._queries[query_id] = _Query(expected)
-        message: dict[str, Any] = {
-            "t": "q",
-            "n": self.node_id,
-            "id": query_id,
-            "a": app_id,
-            "k": what,
-        }
-        if channel is not None:
-            message["c"] = channel
-        self._send(None, message)
+        self._send(None, "q", id=query_id, a=app_id, k=what, c=channel)
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(query.done.wait(), self.request_timeout)

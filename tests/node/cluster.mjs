@@ -17,9 +17,9 @@
 // Output (stdout, one line): {"ok", "ms", "scenarios": {name: {scenario, ok, ms, checks,
 // notes, error?, frames?}}}; a scenario's result has the shape run.mjs prints, so the Python
 // side reports it with describe_failure(). Exit code 0 when every scenario passed.
-import Echo from 'laravel-echo';
 import PusherJS from 'pusher-js';
-import { CheckFailed, Ctx, sleep, STEP_MS, withTimeout } from './lib.mjs';
+import { CheckFailed, Ctx, parseMaybe, sleep, stable, STEP_MS, withTimeout } from './lib.mjs';
+import { echoAt } from './scenarios_echo.mjs';
 
 /** Quiet time after the expected events arrived, before asserting that nothing else came. */
 const SETTLE_MS = Number(process.env.CLUSTER_SETTLE_MS || 300);
@@ -157,26 +157,6 @@ function collect(target, event) {
       return withTimeout(p, STEP_MS, what || event).finally(() => waiters.delete(w));
     },
   };
-}
-
-function parseMaybe(text) {
-  if (typeof text !== 'string') return text;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-function stable(v) {
-  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stable(v[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
 }
 
 function membersOf(channel) {
@@ -681,22 +661,7 @@ async function echoPresence(ctx) {
   const bob = { user_id: 'u-bob', user_info: { name: 'Bob' } };
   const echoOn = (i, label, user) => {
     const n = ctx.nodes[i];
-    const echo = new Echo({
-      broadcaster: 'pusher',
-      key: ctx.p.key,
-      wsHost: n.host,
-      wsPort: n.port,
-      forceTLS: false,
-      enabledTransports: ['ws'],
-      disableStats: true,
-      cluster: 'mt1',
-      Pusher: PusherJS,
-      authorizer: (channel) => ({
-        authorize: (socketId, callback) => ctx.signChannel(socketId, channel.name, user, callback),
-      }),
-    });
-    ctx.track(echo.connector.pusher, `${label}@n${i}`);
-    return echo;
+    return echoAt(ctx, n.host, n.port, `${label}@n${i}`, user);
   };
   const once = (what, register) => withTimeout(new Promise((resolve) => register(resolve)), STEP_MS, what);
   const hook = (register) => ({ bind: (_, cb) => register(cb), unbind: () => {} });

@@ -283,7 +283,7 @@ export async function http(what, promiseFn) {
   return { status: res.status, body: parseMaybe(await res.text()) };
 }
 
-function parseMaybe(text) {
+export function parseMaybe(text) {
   if (typeof text !== 'string') return text;
   try {
     return JSON.parse(text);
@@ -292,7 +292,7 @@ function parseMaybe(text) {
   }
 }
 
-function stable(v) {
+export function stable(v) {
   if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
   if (v && typeof v === 'object') {
     return `{${Object.keys(v)

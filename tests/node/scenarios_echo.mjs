@@ -4,12 +4,13 @@ import Echo from 'laravel-echo';
 import PusherJS from 'pusher-js';
 import { collect, http, STEP_MS, withTimeout } from './lib.mjs';
 
-function echoFor(ctx, label, user) {
+/** An Echo client of `ctx`'s app on `host:port` signing as `user`, tracked as `label`. */
+export function echoAt(ctx, host, port, label, user) {
   const echo = new Echo({
     broadcaster: 'pusher',
     key: ctx.p.key,
-    wsHost: ctx.p.host,
-    wsPort: ctx.p.port,
+    wsHost: host,
+    wsPort: port,
     forceTLS: false,
     enabledTransports: ['ws'],
     disableStats: true,
@@ -21,6 +22,10 @@ function echoFor(ctx, label, user) {
   });
   ctx.track(echo.connector.pusher, label);
   return echo;
+}
+
+function echoFor(ctx, label, user) {
+  return echoAt(ctx, ctx.p.host, ctx.p.port, label, user);
 }
 
 /** Wait (bounded) for a callback-style Echo hook: `register(resolve)`. */
