@@ -47,6 +47,11 @@ class Node:
         adapter = create_adapter(config)
         cache = create_cache(config)
         metrics = Metrics(config.metrics.prometheus.prefix, config.port)
+        metrics.watch_cluster(
+            lambda: adapter.node_count,
+            lambda: float(adapter.degraded),
+            lambda: adapter.dropped_messages,
+        )
         handler = PusherHandler(adapter, cache)
         endpoint = PusherEndpoint(config, app_manager, adapter, handler, metrics)
         http_api = HttpApi(config, app_manager, adapter, cache, metrics)

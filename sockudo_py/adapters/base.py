@@ -80,6 +80,16 @@ class Adapter(ABC):
         """True while this node cannot reach the other nodes (its broker is down)."""
         return False
 
+    @property
+    def node_count(self) -> int:
+        """Nodes known alive, this one included."""
+        return 1
+
+    @property
+    def dropped_messages(self) -> int:
+        """Messages for other nodes dropped since start-up (a queue overflow in an outage)."""
+        return 0
+
     # --- membership --------------------------------------------------------------------
 
     @abstractmethod

@@ -118,6 +118,7 @@ class HorizontalAdapter(LocalAdapter):
         self._broadcasts = 0
         self._outbox: deque[tuple[Target, bytes]] = deque()
         self._dropped = 0
+        self._dropped_total = 0
         self._wake = asyncio.Event()
         self._up = asyncio.Event()
         self._first_try = asyncio.Event()  # set once the first connection is up or failed
@@ -174,8 +175,11 @@ class HorizontalAdapter(LocalAdapter):
 
     @property
     def node_count(self) -> int:
-        """Nodes known alive, this one included."""
         return len(self.peers) + 1
+
+    @property
+    def dropped_messages(self) -> int:
+        return self._dropped_total
 
     async def _connection_loop(self) -> None:
         delay = RECONNECT_MIN
@@ -249,6 +253,7 @@ class HorizontalAdapter(LocalAdapter):
         if len(self._outbox) > MAX_OUTBOX:
             self._outbox.popleft()
             self._dropped += 1
+            self._dropped_total += 1
             if self._dropped in (1, 1000) or self._dropped % 100_000 == 0:
                 log.error(
                     "adapter %s: broker unreachable, %d queued messages dropped",

@@ -3,6 +3,8 @@ prefix), kept cheap on the hot path by caching one labelled child per app."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 
@@ -34,6 +36,25 @@ class Metrics:
         )
         self.ws_messages_received = counter("ws_messages_received", "Frames received")
         self.http_calls = counter("http_calls_received", "HTTP API calls")
+
+        self._prefix = prefix
+
+    def watch_cluster(
+        self,
+        nodes: Callable[[], float],
+        degraded: Callable[[], float],
+        dropped: Callable[[], float],
+    ) -> None:
+        """Gauges read at scrape time: ``cluster_nodes`` (nodes this one knows alive, itself
+        included), ``adapter_degraded`` (1 while the broker is unreachable) and
+        ``adapter_dropped_messages`` (messages for the broker dropped since start-up because
+        its queue overflowed during an outage)."""
+        for name, doc, read in (
+            ("cluster_nodes", "Nodes of the cluster known alive, this one included", nodes),
+            ("adapter_degraded", "1 while this node cannot reach the other nodes", degraded),
+            ("adapter_dropped_messages", "Messages for other nodes dropped", dropped),
+        ):
+            Gauge(f"{self._prefix}{name}", doc, registry=self.registry).set_function(read)
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
