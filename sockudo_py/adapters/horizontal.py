@@ -123,6 +123,7 @@ class HorizontalAdapter(LocalAdapter):
         self._up = asyncio.Event()
         self._first_try = asyncio.Event()  # set once the first connection is up or failed
         self._queries: dict[str, _Query] = {}
+        self._asked: dict[str, float] = {}  # unknown nodes asked for a snapshot, and when
         self._query_ids = itertools.count()
         self._last_state_at = 0.0
         self._generation = 0
@@ -413,30 +414,42 @@ class HorizontalAdapter(LocalAdapter):
             if peer is not None:
                 self._drop_peer(peer, "left the cluster")
             return
+        now = time.monotonic()
         peer = self.peers.get(sender)
-        if peer is None:
-            peer = self.peers[sender] = Peer(sender, time.monotonic())
-            log.info("adapter %s: node %s joined", self.transport.name, sender)
-            if kind not in ("hello", "state"):
-                self._send(None, "sync", to=sender)
-        peer.last_seen = time.monotonic()
+        if peer is not None:
+            peer.last_seen = now
         if kind == "q":
             self._answer(sender, message)
-        elif kind == "term":
+            return
+        if kind == "term":
             self._terminate_local(message["a"], message["u"])
-        elif kind in ("hello", "state"):
-            peer.state_at = time.monotonic()
+            return
+        if kind == "sync":
+            if message["to"] == self.node_id:
+                self._send(None, "state", **self._state())
+            return
+        if peer is None:
+            if kind not in ("hello", "state", "hb"):
+                # a change from a node we do not know (yet): its snapshot introduces it
+                if now - self._asked.get(sender, 0.0) > 1.0:
+                    if len(self._asked) > 1000:  # garbage with made-up senders
+                        self._asked.clear()
+                    self._asked[sender] = now
+                    self._send(None, "sync", to=sender)
+                return
+            peer = self.peers[sender] = Peer(sender, now)
+            self._asked.pop(sender, None)
+            log.info("adapter %s: node %s joined", self.transport.name, sender)
+        if kind in ("hello", "state"):
+            peer.state_at = now
             if message["e"] != peer.epoch:  # a new process under this id: count afresh
                 peer.epoch, peer.broadcast_seen = message["e"], 0
             if peer.seq is None or message["s"] > peer.seq or kind == "hello":
                 self._apply_state(peer, message)
             if kind == "hello":
                 self._send(None, "state", **self._state())
-        elif kind == "sync":
-            if message["to"] == self.node_id:
-                self._send(None, "state", **self._state())
-        elif kind == "hb":
-            if peer.seq is not None and message["s"] > peer.seq:
+        elif kind == "hb":  # also asks again for a snapshot that never came
+            if peer.seq is None or message["s"] > peer.seq:
                 self._resync(peer)
         elif kind in ("pj", "pl", "ui", "uo"):
             self._apply_change(peer, kind, message)

@@ -250,3 +250,26 @@ async def test_a_stopping_node_leaves_at_once(cluster: ClusterFactory, uid: str)
     await members_everywhere([a], uid, "presence-room", {"watcher"})
     assert time.monotonic() - started < 0.5  # not the node timeout: the goodbye
     assert (await a.sockets_count(uid)).nodes == 1
+
+
+async def test_garbage_and_lost_messages_on_the_broker(cluster: ClusterFactory, uid: str) -> None:
+    """Bad messages are logged and dropped without making up nodes; a change lost on the way
+    (as in a broker outage) is noticed by its sequence number and repaired by a snapshot."""
+    a, b = await cluster(2)
+    assert isinstance(a, HorizontalAdapter) and isinstance(b, HorizontalAdapter)
+    await a.transport.publish(
+        [
+            (None, b"not json"),
+            (None, b"[1, 2]"),
+            (None, b'{"t": "pj", "n": "ghost", "s": 1}'),
+            (None, b'{"t": "b", "n": "ghost"}'),
+            (b.node_id, b'{"t": "r", "n": "ghost", "id": "nope", "v": 1}'),
+        ]
+    )
+    socket = await connect(a, uid)
+    a._seq += 3  # three changes that b never got
+    await a.subscribe(uid, "presence-room", socket, PresenceMember("u1"))
+    await members_everywhere([a, b], uid, "presence-room", {"u1"})
+    assert set(b.peers) == {a.node_id}
+    count = await b.channel_subscription_count(uid, "presence-room")
+    assert (count.value, count.nodes, count.missing) == (1, 2, 0)
