@@ -43,7 +43,7 @@ class Node:
 
     @classmethod
     def build(cls, config: Config) -> Node:
-        app_manager = create_app_manager(config.app_manager)
+        app_manager = create_app_manager(config)
         adapter = create_adapter(config)
         cache = create_cache(config)
         metrics = Metrics(config.metrics.prometheus.prefix, config.port)

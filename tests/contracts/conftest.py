@@ -158,7 +158,7 @@ async def app_manager_factory(request: pytest.FixtureRequest) -> AsyncIterator[A
     async def make(apps: list[App]) -> AppManager:
         config = config_of(request.param)
         config.app_manager.array.apps = list(apps)
-        manager = create_app_manager(config.app_manager)
+        manager = create_app_manager(config)
         await manager.start()
         started.append(manager)
         return manager

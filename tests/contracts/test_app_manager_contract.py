@@ -153,3 +153,41 @@ async def test_two_apps_do_not_mix(app_manager_factory: AppManagerFactory, uid: 
     assert found.model_dump() == b.model_dump()
     assert (found := await manager.find_by_key(a.key)) is not None and found.id == a.id
     assert (found := await manager.find_by_id(b.id)) is not None and found.secret == "secret-b"
+
+
+async def test_upsert_creates_and_replaces(
+    app_manager_factory: AppManagerFactory, uid: str
+) -> None:
+    manager = await app_manager_factory([])
+    first = app(f"{uid}-u", max_connections=3)
+    await manager.upsert(first)
+    assert (found := await manager.find_by_key(first.key)) is not None
+    assert found.model_dump() == first.model_dump()
+
+    rotated = full_app(f"{uid}-u").model_copy(update={"key": f"key-{uid}-new", "enabled": False})
+    await manager.upsert(rotated)  # same id: every field replaced, the old key is gone
+    assert (found := await manager.find_by_id(rotated.id)) is not None
+    assert found.model_dump() == rotated.model_dump()
+    assert await manager.find_by_key(first.key) is None
+    assert (found := await manager.find_by_key(rotated.key)) is not None and not found.enabled
+    assert [a.id for a in await manager.all_apps()].count(rotated.id) == 1
+
+
+async def test_remove(app_manager_factory: AppManagerFactory, uid: str) -> None:
+    keep, drop = app(f"{uid}-keep"), app(f"{uid}-drop")
+    manager = await app_manager_factory([keep, drop])
+    assert await manager.remove(drop.id) is True
+    assert await manager.find_by_id(drop.id) is None
+    assert await manager.find_by_key(drop.key) is None
+    assert await manager.remove(drop.id) is False
+    assert await manager.find_by_id(keep.id) is not None
+
+
+async def test_seed_upsert_is_idempotent(app_manager_factory: AppManagerFactory, uid: str) -> None:
+    """Every node upserts the inline apps at each start: doing it twice changes nothing."""
+    one = app(f"{uid}-seed", max_connections=9)
+    await app_manager_factory([one])
+    manager = await app_manager_factory([one])
+    assert [a.id for a in await manager.all_apps()].count(one.id) == 1
+    assert (found := await manager.find_by_id(one.id)) is not None
+    assert found.model_dump() == one.model_dump()
