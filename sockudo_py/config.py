@@ -40,7 +40,7 @@ import tomllib
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import (
@@ -430,7 +430,11 @@ class AppArray(Section):
 
 
 class AppManagerCache(Section):
-    enabled: bool = False
+    """Lookups of a database app manager go through the cache driver for ``ttl`` seconds:
+    a change made in the store takes effect within ``ttl`` (the ``apps`` command clears the
+    entries at once). Misses are cached for at most 5 s."""
+
+    enabled: bool = True
     ttl: NonNegInt = 300
 
 
@@ -764,7 +768,9 @@ class RedisConnection(Section):
 
 
 class SqlConnection(Section):
-    """MySQL / PostgreSQL app store (``table_name`` holds the apps)."""
+    """MySQL / PostgreSQL app store (``table_name`` holds the apps). ``table_layout``:
+    ``sockudo`` (its ``applications`` table, created when missing) or ``soketi`` (soketi's
+    ``apps`` table, read and written as it is; set ``table_name`` to ``apps``)."""
 
     host: str = "localhost"
     port: Port = 3306
@@ -772,6 +778,7 @@ class SqlConnection(Section):
     password: str = ""
     database: str = "sockudo"
     table_name: str = "applications"
+    table_layout: Literal["sockudo", "soketi"] = "sockudo"
     connection_pool_size: PosInt = 10
     pool_min: NonNegInt | None = None
     pool_max: PosInt | None = None
@@ -1105,6 +1112,7 @@ DATABASE_MYSQL_USERNAME                   str    database.mysql.username
 DATABASE_MYSQL_PASSWORD                   str    database.mysql.password
 DATABASE_MYSQL_DATABASE                   str    database.mysql.database
 DATABASE_MYSQL_TABLE_NAME                 str    database.mysql.table_name
+DATABASE_MYSQL_TABLE_LAYOUT               str    database.mysql.table_layout
 DATABASE_MYSQL_POOL_MIN                   int    database.mysql.pool_min
 DATABASE_MYSQL_POOL_MAX                   int    database.mysql.pool_max
 DATABASE_POSTGRES_HOST                    str    database.postgres.host

@@ -43,9 +43,9 @@ class Node:
 
     @classmethod
     def build(cls, config: Config) -> Node:
-        app_manager = create_app_manager(config)
-        adapter = create_adapter(config)
         cache = create_cache(config)
+        app_manager = create_app_manager(config, cache)
+        adapter = create_adapter(config)
         metrics = Metrics(config.metrics.prometheus.prefix, config.port)
         metrics.watch_cluster(
             lambda: adapter.node_count,

@@ -6,7 +6,7 @@ import time
 
 from starlette.requests import Request
 
-from ..app_manager import AppManager
+from ..app_manager import AppManager, AppManagerUnavailable
 from ..config import App
 from ..protocol.errors import ProtocolError
 from ..protocol.signatures import verify_api_request
@@ -34,11 +34,15 @@ async def authenticate(request: Request, app_manager: AppManager, body: bytes) -
     or signature, 403 disabled app."""
     params = dict(request.query_params)
     app_id = request.path_params.get("app_id")
-    if app_id is None:
-        app = await app_manager.find_by_key(params.get("auth_key", ""))
-        app_id = app.id if app is not None else params.get("auth_key", "")
-    else:
-        app = await app_manager.find_by_id(app_id)
+    try:
+        if app_id is None:
+            app = await app_manager.find_by_key(params.get("auth_key", ""))
+            app_id = app.id if app is not None else params.get("auth_key", "")
+        else:
+            app = await app_manager.find_by_id(app_id)
+    except AppManagerUnavailable as exc:
+        reason = f"The app store is unavailable: {exc}"
+        raise ApiError(503, "app_store_unavailable", reason) from None
     if app is None:
         raise ApiError(404, "app_not_found", f"App {app_id} does not exist")
     if not params:

@@ -10,7 +10,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from ..adapters import Adapter
-from ..app_manager import AppManager
+from ..app_manager import AppManager, AppManagerUnavailable
 from ..config import App, Config
 from ..metrics import Metrics
 from ..protocol import frames
@@ -123,6 +123,9 @@ class PusherEndpoint:
         key = scope["path_params"]["key"]
         try:
             app = await self.app_manager.find_by_key(key)
+        except AppManagerUnavailable as exc:
+            log.warning("app lookup for key %r failed: %s", key, exc)
+            return None, (ErrorCode.APP_NOT_FOUND, "App lookup failed: the app store is down")
         except Exception:
             log.exception("app lookup for key %r failed", key)
             app = None
