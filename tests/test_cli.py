@@ -41,9 +41,9 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_driver_not_in_this_build_is_a_clear_error() -> None:
-    result = run_cli("--port", "0", env={"APP_MANAGER_DRIVER": "dynamodb"})
+    result = run_cli("--port", "0", env={"CACHE_DRIVER": "none"})
     assert result.returncode == 2
-    assert "app_manager.driver" in result.stderr
+    assert "cache.driver" in result.stderr
 
 
 def test_unreachable_broker_without_fallback_stops_startup() -> None:
