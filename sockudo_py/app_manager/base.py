@@ -27,6 +27,12 @@ class AppManager(ABC):
     at start-up is retried with back-off.
     """
 
+    unstored_fields: frozenset[str] = frozenset()
+    """Capability: the ``App`` fields this store has no place for (soketi's MySQL table has
+    no column for ``allowed_origins``...). ``upsert`` drops them and lookups return them at
+    their defaults; every other field round-trips exactly. Empty for a store that keeps every
+    field; final once ``connect`` has run."""
+
     def __init__(self, seed: Iterable[App] = ()) -> None:
         self.seed = list(seed)
 

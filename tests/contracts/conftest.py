@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+from mysql_store import CONTRACT_TABLE, SOKETI_TABLE, mysql_fragment, resolve_mysql
 from redis_cluster import REDIS_CLUSTER_NODES, REDIS_CLUSTER_SEEDS, resolve_fragment
 
 from sockudo_py.adapters import Adapter, create_adapter
@@ -54,6 +55,19 @@ ADAPTERS = [
 
 APP_MANAGERS = [
     pytest.param({"app_manager": {"driver": "memory"}}, id="memory"),
+    # MariaDB at 127.0.0.1:3306 (tests/mysql_store.py): Sockudo's table, created by the driver,
+    # and soketi's, created by the ``mysql_tables`` session fixture; both dropped at the end.
+    pytest.param(
+        {"app_manager": {"driver": "mysql"}, "database": {"mysql": mysql_fragment(CONTRACT_TABLE)}},
+        id="mysql",
+    ),
+    pytest.param(
+        {
+            "app_manager": {"driver": "mysql"},
+            "database": {"mysql": mysql_fragment(SOKETI_TABLE, "soketi")},
+        },
+        id="mysql-soketi",
+    ),
 ]
 
 # ``set(key, value)`` without a ttl means "no expiry" only on a driver without a default TTL;
@@ -156,7 +170,7 @@ async def app_manager_factory(request: pytest.FixtureRequest) -> AsyncIterator[A
     started: list[AppManager] = []
 
     async def make(apps: list[App]) -> AppManager:
-        config = config_of(request.param)
+        config = config_of(resolve_mysql(request, request.param))
         config.app_manager.array.apps = list(apps)
         manager = create_app_manager(config)
         await manager.start()
