@@ -44,6 +44,7 @@ class CachedAppManager(AppManager):
 
     async def start(self, retry: bool = True) -> None:
         await self.store.start(retry)
+        self.unstored_fields = self.store.unstored_fields
 
     async def stop(self) -> None:
         await self.store.stop()
