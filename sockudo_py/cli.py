@@ -8,6 +8,7 @@ import os
 import sys
 
 from . import __version__
+from .apps_cli import OneLineParser, add_apps_command, run_apps_command
 from .config import Config, load_config
 
 
@@ -22,6 +23,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="port to bind (overrides config and PORT)")
     parser.add_argument("--debug", action="store_true", help="verbose logging")
     parser.add_argument("--version", action="version", version=f"sockudo-py {__version__}")
+    commands = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        title="commands",
+        description="with no command, sockudo-py runs the server",
+        parser_class=OneLineParser,
+    )
+    add_apps_command(commands)
     return parser.parse_args(argv)
 
 
@@ -37,6 +46,8 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.command == "apps":
+        raise SystemExit(run_apps_command(args))
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
