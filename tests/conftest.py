@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from interop_server import RunningServer, ServerFactory
+from moto_server import moto_server as moto_server  # the session's AWS emulator
 from mysql_store import mysql_tables as mysql_tables  # the session's MariaDB tables
 from redis_cluster import redis_cluster as redis_cluster  # the session's Redis Cluster
 

@@ -15,6 +15,10 @@ Redis Cluster: a fragment may hold ``REDIS_CLUSTER_NODES`` (for ``database.redis
 or ``REDIS_CLUSTER_SEEDS`` (for ``adapter.cluster.nodes``); a fixture passes its param through
 ``resolve_fragment(request, request.param)``, which fills them in from the session fixture
 ``redis_cluster`` (a throwaway 3-master cluster, tests/redis_cluster.py, started on first use).
+
+AWS (moto): a fragment may hold ``MOTO_ENDPOINT`` for an ``endpoint_url`` (with the dummy
+``MOTO_CREDENTIALS``); ``resolve_fragment`` fills it with the URL of the session fixture
+``moto_server`` (tests/moto_server.py, started on first use).
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+from moto_server import MOTO_CREDENTIALS, MOTO_ENDPOINT, resolve_moto
 from mysql_store import CONTRACT_TABLE, SOKETI_TABLE, mysql_fragment, resolve_mysql
-from redis_cluster import REDIS_CLUSTER_NODES, REDIS_CLUSTER_SEEDS, resolve_fragment
+from redis_cluster import REDIS_CLUSTER_NODES, REDIS_CLUSTER_SEEDS
+from redis_cluster import resolve_fragment as resolve_cluster_fragment
 
 from sockudo_py.adapters import Adapter, create_adapter
 from sockudo_py.app_manager import AppManager, create_app_manager
@@ -55,6 +61,19 @@ ADAPTERS = [
 
 APP_MANAGERS = [
     pytest.param({"app_manager": {"driver": "memory"}}, id="memory"),
+    pytest.param(
+        {
+            "app_manager": {"driver": "dynamodb"},
+            "database": {
+                "dynamodb": {
+                    **MOTO_CREDENTIALS,
+                    "endpoint_url": MOTO_ENDPOINT,
+                    "table_name": f"sockudo-apps-{uuid.uuid4().hex[:8]}",  # one per session
+                }
+            },
+        },
+        id="dynamodb",
+    ),
     # MariaDB at 127.0.0.1:3306 (tests/mysql_store.py): Sockudo's table, created by the driver,
     # and soketi's, created by the ``mysql_tables`` session fixture; both dropped at the end.
     pytest.param(
@@ -87,6 +106,13 @@ CACHES = [
         id="redis-cluster",
     ),
 ]
+
+
+def resolve_fragment(request: pytest.FixtureRequest, fragment: dict[str, Any]) -> dict[str, Any]:
+    """``fragment`` with its service markers (Redis Cluster, moto) filled in, and the
+    services it names (MariaDB) prepared."""
+    fragment = resolve_mysql(request, fragment)
+    return resolve_cluster_fragment(request, resolve_moto(request, fragment))
 
 
 def config_of(fragment: dict[str, Any]) -> Config:
@@ -170,7 +196,7 @@ async def app_manager_factory(request: pytest.FixtureRequest) -> AsyncIterator[A
     started: list[AppManager] = []
 
     async def make(apps: list[App]) -> AppManager:
-        config = config_of(resolve_mysql(request, request.param))
+        config = config_of(resolve_fragment(request, request.param))
         config.app_manager.array.apps = list(apps)
         manager = create_app_manager(config)
         await manager.start()
