@@ -441,6 +441,9 @@ async def run_action(args: argparse.Namespace, config: Config) -> None:
     from .app_manager import create_app_manager
     from .cache import create_cache
 
+    # ttl 0: reads go to the store itself (an admin sees what is stored, not a cached copy),
+    # while changes still clear the servers' cache entries
+    config.app_manager.cache.ttl = 0
     try:
         cache = create_cache(config)
         manager = create_app_manager(config, cache)

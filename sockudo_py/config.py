@@ -210,14 +210,15 @@ _POLICY_GROUPS = ("limits", "features", "channels")
 
 def flatten_app_policy(data: Any) -> Any:
     """Turn Sockudo's ``{policy: {limits, features, channels, webhooks}}`` app shape into the
-    flat one; policy values win over flat fields of the same name."""
+    flat one; policy values win over flat fields of the same name, except nulls (an unset
+    option in Sockudo), which leave the flat field or the default."""
     if not isinstance(data, dict) or not isinstance(data.get("policy"), dict):
         return data
     flat = {k: v for k, v in data.items() if k != "policy"}
     policy = data["policy"]
     for group in _POLICY_GROUPS:
-        if isinstance(policy.get(group), dict):
-            flat.update(policy[group])
+        if isinstance(policy.get(group), dict):  # Sockudo writes unset options as null
+            flat.update((k, v) for k, v in policy[group].items() if v is not None)
     if "webhooks" in policy:
         flat["webhooks"] = policy["webhooks"]
     return flat

@@ -664,3 +664,18 @@ def test_default_secret_on_public_host_is_warned_loudly(caplog: pytest.LogCaptur
         "SOCKUDO_DEFAULT_APP_SECRET": "x",
     }
     assert warnings_for(load_config(env=own)) == []
+
+
+def test_sockudo_policy_nulls_mean_unset() -> None:
+    app = App.model_validate(
+        {
+            "id": "1",
+            "key": "k",
+            "secret": "s",
+            "max_connections": 7,
+            "policy": {"limits": {"max_connections": None, "max_channel_name_length": None},
+                       "features": {"enable_client_messages": True}},
+        }
+    )  # fmt: skip
+    assert (app.max_connections, app.max_channel_name_length) == (7, 200)
+    assert app.enable_client_messages is True
