@@ -8,7 +8,7 @@
 * ``moto_server`` is the session fixture (registered in ``tests/conftest.py``).
 * Config fragments may hold the marker :data:`MOTO_ENDPOINT` where an endpoint URL goes
   (``database.dynamodb.endpoint_url``, ``queue.sqs.endpoint_url``...);
-  :func:`resolve_moto` replaces it with the session server's URL, starting the server on
+  ``fragments.resolve`` replaces it with the session server's URL, starting the server on
   first use. Pass :data:`MOTO_CREDENTIALS` next to it: drivers under test must use these
   dummy credentials, never whatever AWS credentials the user has.
 
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fragments import Marker
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -181,42 +182,4 @@ def moto_server() -> Iterator[MotoServer]:
 # --------------------------------------------------------------------------- config fragments
 
 
-class _MotoMarker:
-    """A placeholder in a config fragment for the session moto server's endpoint URL."""
-
-    def __repr__(self) -> str:
-        return "MOTO_ENDPOINT"
-
-
-MOTO_ENDPOINT: Any = _MotoMarker()
-
-
-def fill_moto(fragment: Any, url: str) -> Any:
-    """``fragment`` with every :data:`MOTO_ENDPOINT` replaced by ``url``."""
-    if isinstance(fragment, _MotoMarker):
-        return url
-    if isinstance(fragment, dict):
-        return {key: fill_moto(value, url) for key, value in fragment.items()}
-    if isinstance(fragment, list):
-        return [fill_moto(value, url) for value in fragment]
-    return fragment
-
-
-def _has_marker(fragment: Any) -> bool:
-    if isinstance(fragment, _MotoMarker):
-        return True
-    if isinstance(fragment, dict):
-        return any(_has_marker(v) for v in fragment.values())
-    if isinstance(fragment, list):
-        return any(_has_marker(v) for v in fragment)
-    return False
-
-
-def resolve_moto(request: pytest.FixtureRequest, fragment: dict[str, Any]) -> dict[str, Any]:
-    """``fragment`` with :data:`MOTO_ENDPOINT` filled from the ``moto_server`` session
-    fixture, which is only started when a fragment names it."""
-    if not _has_marker(fragment):
-        return fragment
-    server: MotoServer = request.getfixturevalue("moto_server")
-    filled: dict[str, Any] = fill_moto(fragment, server.url)
-    return filled
+MOTO_ENDPOINT: Any = Marker("MOTO_ENDPOINT", "moto_server", lambda server: server.url)

@@ -13,8 +13,9 @@
 * ``redis_cluster`` is the session fixture (registered in ``tests/conftest.py``).
 * Config fragments can hold the markers :data:`REDIS_CLUSTER_NODES` (``[{host, port}, ...]``,
   for ``database.redis.cluster.nodes``) and :data:`REDIS_CLUSTER_SEEDS` (``["host:port", ...]``,
-  for ``adapter.cluster.nodes``); :func:`resolve_fragment` replaces them with the session
-  cluster's addresses, starting it on first use, so a static ``pytest.param`` can name it.
+  for ``adapter.cluster.nodes``); ``fragments.resolve`` (alias ``resolve_fragment``) replaces
+  them with the session cluster's addresses, starting it on first use, so a static
+  ``pytest.param`` can name it.
 
 A missing ``redis-server`` is a failure naming the package to install, never a skip.
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fragments import Marker, resolve
 
 HOST = "127.0.0.1"
 BUS_OFFSET = 10000
@@ -290,46 +292,6 @@ def redis_cluster() -> Iterator[RedisCluster]:
 # --------------------------------------------------------------------------- config fragments
 
 
-class _ClusterMarker:
-    """A placeholder in a config fragment for an address list of the session cluster."""
-
-    def __init__(self, name: str, attribute: str) -> None:
-        self.name, self.attribute = name, attribute
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-REDIS_CLUSTER_NODES: Any = _ClusterMarker("REDIS_CLUSTER_NODES", "nodes")
-REDIS_CLUSTER_SEEDS: Any = _ClusterMarker("REDIS_CLUSTER_SEEDS", "seeds")
-
-
-def fill_fragment(fragment: Any, cluster: RedisCluster) -> Any:
-    """``fragment`` (a config dict) with every cluster marker replaced by ``cluster``'s list."""
-    if isinstance(fragment, _ClusterMarker):
-        return list(getattr(cluster, fragment.attribute))
-    if isinstance(fragment, dict):
-        return {key: fill_fragment(value, cluster) for key, value in fragment.items()}
-    if isinstance(fragment, list):
-        return [fill_fragment(value, cluster) for value in fragment]
-    return fragment
-
-
-def _has_marker(fragment: Any) -> bool:
-    if isinstance(fragment, _ClusterMarker):
-        return True
-    if isinstance(fragment, dict):
-        return any(_has_marker(v) for v in fragment.values())
-    if isinstance(fragment, list):
-        return any(_has_marker(v) for v in fragment)
-    return False
-
-
-def resolve_fragment(request: pytest.FixtureRequest, fragment: dict[str, Any]) -> dict[str, Any]:
-    """``fragment`` ready for ``Config.model_validate``: cluster markers are filled from the
-    ``redis_cluster`` session fixture, which is only started when a fragment names it."""
-    if not _has_marker(fragment):
-        return fragment
-    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-    filled: dict[str, Any] = fill_fragment(fragment, cluster)
-    return filled
+REDIS_CLUSTER_NODES: Any = Marker("REDIS_CLUSTER_NODES", "redis_cluster", lambda c: list(c.nodes))
+REDIS_CLUSTER_SEEDS: Any = Marker("REDIS_CLUSTER_SEEDS", "redis_cluster", lambda c: list(c.seeds))
+resolve_fragment = resolve  # fills these (and any other marker) from the session fixtures

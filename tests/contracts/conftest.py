@@ -29,10 +29,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from moto_server import MOTO_CREDENTIALS, MOTO_ENDPOINT, resolve_moto
+from fragments import resolve
+from moto_server import MOTO_CREDENTIALS, MOTO_ENDPOINT
 from mysql_store import CONTRACT_TABLE, SOKETI_TABLE, mysql_fragment, resolve_mysql
 from redis_cluster import REDIS_CLUSTER_NODES, REDIS_CLUSTER_SEEDS
-from redis_cluster import resolve_fragment as resolve_cluster_fragment
 
 from sockudo_py.adapters import Adapter, create_adapter
 from sockudo_py.app_manager import AppManager, create_app_manager
@@ -111,8 +111,7 @@ CACHES = [
 def resolve_fragment(request: pytest.FixtureRequest, fragment: dict[str, Any]) -> dict[str, Any]:
     """``fragment`` with its service markers (Redis Cluster, moto) filled in, and the
     services it names (MariaDB) prepared."""
-    fragment = resolve_mysql(request, fragment)
-    return resolve_cluster_fragment(request, resolve_moto(request, fragment))
+    return resolve(request, resolve_mysql(request, fragment))
 
 
 def config_of(fragment: dict[str, Any]) -> Config:
