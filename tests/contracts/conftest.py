@@ -38,6 +38,7 @@ from sockudo_py.adapters import Adapter, create_adapter
 from sockudo_py.app_manager import AppManager, create_app_manager
 from sockudo_py.cache import Cache, create_cache
 from sockudo_py.config import App, Config
+from sockudo_py.rate_limiter import RateLimiter, create_rate_limiter
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -107,6 +108,19 @@ CACHES = [
     ),
 ]
 
+# Each test gets its own Redis prefix (see the ``rate_limiter`` fixture), so counters of other
+# tests and sessions are never in sight.
+RATE_LIMITERS = [
+    pytest.param({"rate_limiter": {"enabled": True, "driver": "memory"}}, id="memory"),
+    pytest.param(
+        {
+            "rate_limiter": {"enabled": True, "driver": "redis"},
+            "database": {"redis": {"url": REDIS_URL}},
+        },
+        id="redis",
+    ),
+]
+
 
 def resolve_fragment(request: pytest.FixtureRequest, fragment: dict[str, Any]) -> dict[str, Any]:
     """``fragment`` with its service markers (Redis Cluster, moto) filled in, and the
@@ -124,7 +138,7 @@ def uid() -> str:
     return uuid.uuid4().hex[:10]
 
 
-Driver = TypeVar("Driver", Adapter, AppManager, Cache)
+Driver = TypeVar("Driver", Adapter, AppManager, Cache, RateLimiter)
 
 
 @contextlib.asynccontextmanager
@@ -213,4 +227,12 @@ async def app_manager_factory(request: pytest.FixtureRequest) -> AsyncIterator[A
 async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
     fragment = resolve_fragment(request, request.param)
     async with running(create_cache(config_of(fragment))) as driver:
+        yield driver
+
+
+@pytest.fixture(params=RATE_LIMITERS)
+async def rate_limiter(request: pytest.FixtureRequest, uid: str) -> AsyncIterator[RateLimiter]:
+    config = config_of(resolve_fragment(request, request.param))
+    config.rate_limiter.redis.prefix = f"test-rl-{uid}:"
+    async with running(create_rate_limiter(config)) as driver:
         yield driver
