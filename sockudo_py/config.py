@@ -506,6 +506,10 @@ class SqsQueueConfig(Section):
     concurrency: PosInt = 5
     fifo: bool = False
     message_group_id: str = "default"
+    # Not in Sockudo (it uses the AWS default chain, as we do when these are unset).
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_profile_name: str | None = None
 
 
 class QueueReliabilityConfig(Section):

@@ -1,9 +1,9 @@
 """Driver fixtures of the contract suites: each fixture is parametrized over every driver of
 its family, and the suites run unchanged against each one.
 
-Adding a driver: append one ``pytest.param`` to ``ADAPTERS``, ``APP_MANAGERS`` or ``CACHES``
-below. Its value is a ``Config`` fragment (as in config.json) selecting the driver and pointing
-it at the real service, e.g.
+Adding a driver: append one ``pytest.param`` to ``ADAPTERS``, ``APP_MANAGERS``, ``CACHES`` or
+``QUEUES`` below. Its value is a ``Config`` fragment (as in config.json) selecting the driver
+and pointing it at the real service, e.g.
 ``pytest.param({"cache": {"driver": "redis"}, "database": {"redis": {"url": REDIS_URL}}},
 id="redis")``. No skip marks: the service must be there (``make test`` starts it), and an
 unreachable one fails the test, as CI requires. Drivers are built through the family's factory, so
@@ -38,6 +38,7 @@ from sockudo_py.adapters import Adapter, create_adapter
 from sockudo_py.app_manager import AppManager, create_app_manager
 from sockudo_py.cache import Cache, create_cache
 from sockudo_py.config import App, Config
+from sockudo_py.queue import Queue, create_queue
 from sockudo_py.rate_limiter import RateLimiter, create_rate_limiter
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -236,3 +237,75 @@ async def rate_limiter(request: pytest.FixtureRequest, uid: str) -> AsyncIterato
     config.rate_limiter.redis.prefix = f"test-rl-{uid}:"
     async with running(create_rate_limiter(config)) as driver:
         yield driver
+
+
+# Short leases, back-offs and polls, so redelivery tests take a second or two, not minutes.
+FAST_QUEUE = {
+    "retry_base_delay_ms": 50,
+    "retry_max_delay_ms": 200,
+    "retry_jitter": 0,
+    "lease_duration_ms": 1500,
+    "lease_renew_interval_ms": 300,
+    "worker_poll_interval_ms": 50,
+    "shutdown_timeout_ms": 300,
+}
+
+QUEUES = [
+    pytest.param({"queue": {"driver": "memory"}}, id="memory"),
+    pytest.param(
+        {"queue": {"driver": "redis"}, "database": {"redis": {"url": REDIS_URL}}}, id="redis"
+    ),
+    pytest.param(
+        {
+            "queue": {
+                "driver": "sqs",
+                "sqs": {
+                    **MOTO_CREDENTIALS,
+                    "endpoint_url": MOTO_ENDPOINT,
+                    "visibility_timeout": 2,
+                    "wait_time_seconds": 1,
+                },
+            }
+        },
+        id="sqs",
+    ),
+]
+"""Every queue driver; the fixture adds ``FAST_QUEUE`` and a per-test Redis prefix (tests
+also use per-test queue names, which is what keeps SQS queues apart)."""
+
+
+class QueueFactory:
+    """``make()``: a new, not yet started ``Queue`` of the param's driver, on the same
+    store as the others of this test (``durable``: whether a second instance sees the
+    first's jobs, i.e. not ``memory``). Every queue made is stopped at teardown."""
+
+    def __init__(self, config: Config, durable: bool) -> None:
+        self.config, self.durable = config, durable
+        self.made: list[Queue] = []
+
+    def make(self) -> Queue:
+        queue = create_queue(self.config)
+        assert queue is not None
+        self.made.append(queue)
+        return queue
+
+
+def queue_config(request: pytest.FixtureRequest) -> Config:
+    """The ``Config`` of a ``QUEUES`` param with fast timings and a per-test Redis prefix."""
+    fragment = resolve_fragment(request, request.param)
+    fragment["queue"]["reliability"] = dict(FAST_QUEUE)
+    fragment["queue"].setdefault("redis", {})["prefix"] = (
+        f"test-queue-{request.getfixturevalue('uid')}:"
+    )
+    return config_of(fragment)
+
+
+@pytest.fixture(params=QUEUES)
+async def queue_factory(request: pytest.FixtureRequest) -> AsyncIterator[QueueFactory]:
+    durable = request.param["queue"]["driver"] != "memory"
+    factory = QueueFactory(queue_config(request), durable)
+    try:
+        yield factory
+    finally:
+        for queue in factory.made:
+            await queue.stop()
