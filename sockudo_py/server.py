@@ -23,6 +23,7 @@ from .http_api import ApiError, HttpApi
 from .http_api.errors import api_error_handler, not_found_handler
 from .metrics import Metrics
 from .protocol.errors import ErrorCode
+from .rate_limiter import RateLimiter, create_rate_limiter
 from .ws import PusherEndpoint, PusherHandler
 from .ws.activity import ActivityAwareWebSocketProtocol
 
@@ -40,6 +41,7 @@ class Node:
     metrics: Metrics
     endpoint: PusherEndpoint
     http_api: HttpApi
+    rate_limiter: RateLimiter
 
     @classmethod
     def build(cls, config: Config) -> Node:
@@ -52,10 +54,11 @@ class Node:
             lambda: float(adapter.degraded),
             lambda: adapter.dropped_messages,
         )
+        rate_limiter = create_rate_limiter(config)
         handler = PusherHandler(adapter, cache)
-        endpoint = PusherEndpoint(config, app_manager, adapter, handler, metrics)
-        http_api = HttpApi(config, app_manager, adapter, cache, metrics)
-        return cls(config, app_manager, adapter, cache, metrics, endpoint, http_api)
+        endpoint = PusherEndpoint(config, app_manager, adapter, handler, metrics, rate_limiter)
+        http_api = HttpApi(config, app_manager, adapter, cache, metrics, rate_limiter)
+        return cls(config, app_manager, adapter, cache, metrics, endpoint, http_api, rate_limiter)
 
     def asgi_app(self) -> Starlette:
         routes = [WebSocketRoute("/app/{key}", self.endpoint), *self.http_api.routes()]
@@ -73,6 +76,7 @@ class Node:
     @contextlib.asynccontextmanager
     async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
         await self.cache.start()
+        await self.rate_limiter.start()
         await self.app_manager.start()
         await self.adapter.start()
         if self.config.metrics.enabled:
@@ -84,6 +88,7 @@ class Node:
             timers.cancel()
             await self.adapter.stop()
             await self.app_manager.stop()
+            await self.rate_limiter.stop()
             await self.cache.stop()
 
     async def drain(self) -> None:
@@ -141,6 +146,9 @@ def run(node: Node) -> None:
         log_level="debug" if config.debug else "warning",
         access_log=config.debug,
         lifespan="on",
+        # the socket peer stays the peer: X-Forwarded-For is read by the rate limits only,
+        # as far as rate_limiter.*.trust_hops says (uvicorn would trust it from 127.0.0.1)
+        proxy_headers=False,
         timeout_graceful_shutdown=max(1, int(config.shutdown_grace_period)),
     )
     _Server(uv_config, node).run()

@@ -8,15 +8,18 @@ from starlette.responses import JSONResponse, Response
 
 class ApiError(Exception):
     """An HTTP API failure: ``status`` (400, 401, 403, 404, 413, ...), a snake_case ``code``
-    and a human ``message``."""
+    and a human ``message``; ``headers`` go on the response (``Retry-After`` ...)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers
 
     def response(self) -> JSONResponse:
         body = {"error": self.message, "code": self.code, "status": self.status}
-        return JSONResponse(body, status_code=self.status)
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 def bad_request(message: str, code: str = "invalid_input") -> ApiError:

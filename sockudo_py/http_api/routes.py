@@ -17,9 +17,11 @@ from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.channels import ChannelKind, channel_type, validate_channel_name
 from ..protocol.errors import ProtocolError
+from ..rate_limiter import NoRateLimiter, RateLimiter
 from .auth import authenticate, read_body
 from .errors import ApiError, bad_request
 from .events import Event, parse_event, parse_info
+from .limits import ApiLimits
 from .usage import memory_usage
 
 
@@ -33,8 +35,10 @@ class HttpApi:
         adapter: Adapter,
         cache: Cache,
         metrics: Metrics,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
+        self.limits = ApiLimits(config, NoRateLimiter() if rate_limiter is None else rate_limiter)
         self.metrics = metrics
         self.app_manager = app_manager
         self.adapter = adapter
@@ -42,20 +46,23 @@ class HttpApi:
         self.body_limit = int(config.http_api.request_limit_in_mb * 1024 * 1024)
 
     def routes(self) -> list[Route]:
+        limited = self.limits.limited  # the per-IP API limit and the rate headers
         return [
-            Route("/apps/{app_id}/events", self.events, methods=["POST"]),
-            Route("/apps/{app_id}/batch_events", self.batch_events, methods=["POST"]),
-            Route("/apps/{app_id}/channels", self.channels, methods=["GET"]),
-            Route("/apps/{app_id}/channels/{channel}", self.channel, methods=["GET"]),
-            Route("/apps/{app_id}/channels/{channel}/users", self.users, methods=["GET"]),
+            Route("/apps/{app_id}/events", limited(self.events), methods=["POST"]),
+            Route("/apps/{app_id}/batch_events", limited(self.batch_events), methods=["POST"]),
+            Route("/apps/{app_id}/channels", limited(self.channels), methods=["GET"]),
+            Route("/apps/{app_id}/channels/{channel}", limited(self.channel), methods=["GET"]),
+            Route("/apps/{app_id}/channels/{channel}/users", limited(self.users), methods=["GET"]),
             Route(
                 "/apps/{app_id}/users/{user_id}/terminate_connections",
-                self.terminate,
+                limited(self.terminate),
                 methods=["POST"],
             ),
             # the PyPI pusher SDK (3.x) posts here, without /apps/{app_id}; the app is the
             # one owning auth_key
-            Route("/users/{user_id}/terminate_connections", self.terminate, methods=["POST"]),
+            Route(
+                "/users/{user_id}/terminate_connections", limited(self.terminate), methods=["POST"]
+            ),
             Route("/up", self.up, methods=["GET"]),
             Route("/up/{app_id}", self.up_app, methods=["GET"]),
             Route("/usage", self.usage, methods=["GET"]),
@@ -79,6 +86,7 @@ class HttpApi:
     async def events(self, request: Request) -> Response:
         app, body = await self._json(request)
         event = parse_event(body, app)
+        await self.limits.backend_events(request, app, len(event.channels))
         await self._publish(app, event)
         if not event.info:
             return JSONResponse({})
@@ -96,6 +104,7 @@ class HttpApi:
                 f"A batch may hold at most {app.max_event_batch_size} events", "limit_exceeded"
             )
         events = [parse_event(item, app) for item in batch]
+        await self.limits.backend_events(request, app, sum(len(e.channels) for e in events))
         for event in events:
             await self._publish(app, event)
         if not any(event.info for event in events):
@@ -136,6 +145,7 @@ class HttpApi:
 
     async def channels(self, request: Request) -> Response:
         app, _ = await self._signed(request)
+        await self.limits.read_request(request, app)
         prefix = request.query_params.get("filter_by_prefix", "")
         info = parse_info(request.query_params.get("info"), ("user_count", "subscription_count"))
         if "user_count" in info and not prefix.startswith("presence-"):
@@ -155,6 +165,7 @@ class HttpApi:
 
     async def channel(self, request: Request) -> Response:
         app, _ = await self._signed(request)
+        await self.limits.read_request(request, app)
         channel = self._channel_param(request, app)
         info = parse_info(
             request.query_params.get("info"), ("user_count", "subscription_count", "cache")
@@ -178,6 +189,7 @@ class HttpApi:
 
     async def users(self, request: Request) -> Response:
         app, _ = await self._signed(request)
+        await self.limits.read_request(request, app)
         channel = self._channel_param(request, app)
         if not _is_presence(channel):
             raise bad_request("Users are only available on presence channels")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections.abc import MutableMapping
@@ -15,6 +16,7 @@ from ..config import App, Config
 from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
+from ..rate_limiter import NoRateLimiter, RateLimiter, client_ip
 from .activity import SCOPE_KEY
 from .connection import AsgiSend, Connection
 from .handler import PusherHandler
@@ -45,9 +47,11 @@ class PusherEndpoint:
         adapter: Adapter,
         handler: PusherHandler,
         metrics: Metrics,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
+        self.rate_limiter = NoRateLimiter() if rate_limiter is None else rate_limiter
         self.app_manager = app_manager
         self.adapter = adapter
         self.handler = handler
@@ -120,6 +124,10 @@ class PusherEndpoint:
         """The app of the key in the path, and the refusal (code, message) if any."""
         if not self.accepting:
             return None, (ErrorCode.RECONNECT, "Server is shutting down")
+        if self.config.rate_limiter.enabled:
+            refusal = await self._connect_limit(scope)
+            if refusal is not None:
+                return None, refusal
         key = scope["path_params"]["key"]
         try:
             app = await self.app_manager.find_by_key(key)
@@ -145,6 +153,26 @@ class PusherEndpoint:
         ):
             return app, (ErrorCode.APP_OVER_QUOTA, "Application is over connection quota")
         return app, None
+
+    async def _connect_limit(self, scope: Scope) -> tuple[int, str] | None:
+        """``rate_limiter.websocket_rate_limit`` per client IP, checked before the app lookup.
+        Over it: 4100 (over capacity, "reconnect with back-off" in pusher-js), so the client
+        comes back later instead of giving up (4000-4099) or hammering (4200-4299)."""
+        limit = self.config.rate_limiter.websocket_rate_limit
+        client = scope.get("client")
+        forwarded = [
+            value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if name == b"x-forwarded-for"
+        ]
+        ip = client_ip(client[0] if client else None, forwarded, limit.trust_hops)
+        decision = await self.rate_limiter.hit(
+            f"{limit.identifier}:{ip}", limit.max_requests, limit.window_seconds
+        )
+        if decision.allowed:
+            return None
+        retry = max(1, math.ceil(decision.reset_after_seconds))
+        return ErrorCode.OVER_CAPACITY, f"Too many connections from {ip}; retry in {retry} s"
 
     # --- timers ------------------------------------------------------------------------
 
