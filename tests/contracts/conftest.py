@@ -257,6 +257,13 @@ QUEUES = [
     ),
     pytest.param(
         {
+            "queue": {"driver": "redis", "redis": {"cluster_mode": True}},
+            "database": {"redis": {"cluster": {"nodes": REDIS_CLUSTER_NODES}}},
+        },
+        id="redis-cluster",
+    ),
+    pytest.param(
+        {
             "queue": {
                 "driver": "sqs",
                 "sqs": {
@@ -270,8 +277,9 @@ QUEUES = [
         id="sqs",
     ),
 ]
-"""Every queue driver; the fixture adds ``FAST_QUEUE`` and a per-test Redis prefix (tests
-also use per-test queue names, which is what keeps SQS queues apart)."""
+"""Every queue driver (redis-cluster: the redis driver with ``cluster_mode``); the fixture
+adds ``FAST_QUEUE`` and a per-test Redis prefix (tests also use per-test queue names, which is
+what keeps SQS queues apart)."""
 
 
 class QueueFactory:

@@ -56,7 +56,7 @@ async def test_enqueue_consume_ack(queue: Queue, name: str) -> None:
     assert sorted(j.payload["payload"]["time_ms"] for j in got) == [0, 1, 2]
     assert all(j.attempts == 1 and j.queue == name for j in got)
     assert all(abs(j.enqueued_at - time.time()) < 30 for j in got)
-    await asyncio.sleep(2.5)  # past a lease / visibility timeout: acked jobs never come back
+    await asyncio.sleep(2.2)  # past a lease / visibility timeout: acked jobs never come back
     assert len(got) == 3
     await queue.stop()
     await asyncio.wait_for(task, 5)
