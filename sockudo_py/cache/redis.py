@@ -6,10 +6,7 @@ Needs the ``redis`` package (``pip install 'sockudo-py[redis]'``).
 from __future__ import annotations
 
 import logging
-import math
-import time
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 try:
     from redis.asyncio import Redis
@@ -23,6 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised by hiding the package
         "pip install 'sockudo-py[redis]'"
     ) from exc
 
+from ..outage import OutageLog, redact_url
 from .base import Cache
 
 if TYPE_CHECKING:
@@ -33,7 +31,6 @@ logger = logging.getLogger("sockudo_py.cache.redis")
 UNAVAILABLE = (RedisError, RedisClusterException, OSError)
 """What a call may raise while Redis is down or misbehaving (timeouts are ``OSError``s)."""
 
-WARNING_INTERVAL = 30.0
 """Seconds between two warnings about an unavailable Redis (failures are counted between)."""
 
 # A cache answers fast or not at all: a down Redis costs a caller a few quick retries, not the
@@ -57,7 +54,7 @@ class RedisCache(Cache):
 
     A Redis that is down or failing never raises out of ``get``/``set``/``delete``/``ttl``:
     ``get`` and ``ttl`` answer as for a missing key, ``set`` and ``delete`` are skipped. One
-    warning is logged per ``WARNING_INTERVAL`` seconds while calls fail (with the count of
+    warning is logged per 30 seconds (``OutageLog``) while calls fail (with the count of
     failed calls), and an info line when a call succeeds again; the client reconnects by
     itself on the next call. ``start`` checks the connection the same way and never fails.
     """
@@ -73,9 +70,7 @@ class RedisCache(Cache):
         self._prefix = prefix
         self._default_ttl = default_ttl
         self.description = description
-        self._failures = 0
-        self._last_warning = -math.inf
-        self._down = False
+        self.outage = OutageLog(logger, f"{description} cache", "serving misses meanwhile")
 
     @classmethod
     def from_url(
@@ -89,7 +84,7 @@ class RedisCache(Cache):
             socket_connect_timeout=SOCKET_TIMEOUT,
             retry=_retry(),
         )
-        return cls(client, prefix, default_ttl, f"redis {_redact(url)}")
+        return cls(client, prefix, default_ttl, f"redis {redact_url(url)}")
 
     @classmethod
     def cluster(
@@ -131,9 +126,9 @@ class RedisCache(Cache):
         try:
             await self._client.ping()
         except UNAVAILABLE as exc:
-            self._failed("ping", exc)
+            self.outage.failed(exc, "ping")
         else:
-            self._succeeded()
+            self.outage.succeeded()
 
     async def stop(self) -> None:
         try:
@@ -145,9 +140,9 @@ class RedisCache(Cache):
         try:
             value = await self._client.get(self._prefix + key)
         except UNAVAILABLE as exc:
-            self._failed("get", exc)
+            self.outage.failed(exc, "get")
             return None
-        self._succeeded()
+        self.outage.succeeded()
         return value.decode() if isinstance(value, bytes) else value  # str: decode_responses
 
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:
@@ -156,59 +151,30 @@ class RedisCache(Cache):
         try:
             await self._client.set(self._prefix + key, value, px=px)
         except UNAVAILABLE as exc:
-            self._failed("set", exc)
+            self.outage.failed(exc, "set")
             return
-        self._succeeded()
+        self.outage.succeeded()
 
     async def delete(self, key: str) -> None:
         try:
             await self._client.delete(self._prefix + key)
         except UNAVAILABLE as exc:
-            self._failed("delete", exc)
+            self.outage.failed(exc, "delete")
             return
-        self._succeeded()
+        self.outage.succeeded()
 
     async def ttl(self, key: str) -> float | None:
         try:
             millis: int = await self._client.pttl(self._prefix + key)
         except UNAVAILABLE as exc:
-            self._failed("ttl", exc)
+            self.outage.failed(exc, "ttl")
             return None
-        self._succeeded()
+        self.outage.succeeded()
         if millis == -2:  # no such key
             return None
         if millis == -1:  # no expiry
             return -1
         return millis / 1000
-
-    def _failed(self, operation: str, exc: BaseException) -> None:
-        self._failures += 1
-        self._down = True
-        now = time.monotonic()
-        if now - self._last_warning >= WARNING_INTERVAL:
-            logger.warning(
-                "%s cache unavailable (%d failed call(s) since the last warning; serving "
-                "misses meanwhile), last on %s: %r",
-                self.description, self._failures, operation, exc,
-            )  # fmt: skip
-            self._last_warning = now
-            self._failures = 0
-
-    def _succeeded(self) -> None:
-        if self._down:
-            self._down = False
-            self._failures = 0
-            self._last_warning = -math.inf
-            logger.info("%s cache reachable again", self.description)
-
-
-def _redact(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def create_redis_cache(config: Config) -> RedisCache:

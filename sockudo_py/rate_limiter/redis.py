@@ -6,10 +6,7 @@ Needs the ``redis`` package (``pip install 'sockudo-py[redis]'``).
 from __future__ import annotations
 
 import logging
-import math
-import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 try:
     from redis.asyncio import Redis
@@ -21,6 +18,7 @@ except ImportError as exc:  # pragma: no cover - exercised by hiding the package
         "the redis rate limiter needs the `redis` package: pip install 'sockudo-py[redis]'"
     ) from exc
 
+from ..outage import OutageLog, redact_url
 from .base import Decision, RateLimiter
 
 if TYPE_CHECKING:
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sockudo_py.rate_limiter.redis")
 
 UNAVAILABLE = (RedisError, OSError)
-WARNING_INTERVAL = 30.0
 """Seconds between two warnings about an unavailable Redis (failures are counted between)."""
 
 # A limiter sits in front of every request: a down Redis must cost little, not seconds.
@@ -67,7 +64,7 @@ class RedisRateLimiter(RateLimiter):
     check and the count atomic across nodes.
 
     A Redis that is down or failing lets every hit through (fails open) rather than refusing
-    clients for an infrastructure fault; one warning per ``WARNING_INTERVAL`` seconds while
+    clients for an infrastructure fault; one warning per 30 seconds (``OutageLog``) while
     it lasts (with the count of hits let through), an info line when Redis answers again.
     """
 
@@ -76,9 +73,9 @@ class RedisRateLimiter(RateLimiter):
         self._prefix = prefix
         self.description = description
         self._script: Any = client.register_script(HIT_SCRIPT)
-        self._failures = 0
-        self._last_warning = -math.inf
-        self._down = False
+        self.outage = OutageLog(
+            logger, f"{description} rate limiter", "failing open: hits let through"
+        )
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "sockudo_rl:") -> RedisRateLimiter:
@@ -89,15 +86,15 @@ class RedisRateLimiter(RateLimiter):
             socket_connect_timeout=SOCKET_TIMEOUT,
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), RETRIES),
         )
-        return cls(client, prefix, f"redis {_redact(url)}")
+        return cls(client, prefix, f"redis {redact_url(url)}")
 
     async def start(self) -> None:
         try:
             await self._client.ping()
         except UNAVAILABLE as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
         else:
-            self._succeeded()
+            self.outage.succeeded()
 
     async def stop(self) -> None:
         try:
@@ -112,39 +109,11 @@ class RedisRateLimiter(RateLimiter):
                 keys=[self._prefix + key], args=[cost, limit, window_ms]
             )
         except UNAVAILABLE as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
             return Decision(True, limit, max(0, limit - cost), float(window_seconds))
-        self._succeeded()
+        self.outage.succeeded()
         reset = max(int(ttl), 1) / 1000
         return Decision(bool(allowed), limit, max(0, limit - int(count)), reset)
-
-    def _failed(self, exc: BaseException) -> None:
-        self._failures += 1
-        self._down = True
-        now = time.monotonic()
-        if now - self._last_warning >= WARNING_INTERVAL:
-            logger.warning(
-                "%s rate limiter unavailable (%d hit(s) let through since the last warning: "
-                "failing open), last error: %r",
-                self.description, self._failures, exc,
-            )  # fmt: skip
-            self._last_warning = now
-            self._failures = 0
-
-    def _succeeded(self) -> None:
-        if self._down:
-            self._down = False
-            self._failures = 0
-            self._last_warning = -math.inf
-            logger.info("%s rate limiter reachable again", self.description)
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def create_redis_rate_limiter(config: Config) -> RedisRateLimiter:
