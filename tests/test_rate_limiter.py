@@ -9,7 +9,7 @@ import pytest
 from interop_server import free_port
 
 from sockudo_py.config import Config
-from sockudo_py.rate_limiter import NoRateLimiter, client_ip, create_rate_limiter
+from sockudo_py.rate_limiter import client_ip, create_rate_limiter
 from sockudo_py.rate_limiter.memory import MemoryRateLimiter
 from sockudo_py.rate_limiter.redis import RedisRateLimiter
 
@@ -54,7 +54,8 @@ async def test_redis_down_fails_open_with_one_warning(caplog: pytest.LogCaptureF
 
 
 def test_factory() -> None:
-    assert isinstance(create_rate_limiter(Config()), NoRateLimiter)  # off by default
+    # per-IP limits are off by default, but per-app limits still need a limiter
+    assert isinstance(create_rate_limiter(Config()), MemoryRateLimiter)
     enabled = Config.model_validate({"rate_limiter": {"enabled": True}})
     assert isinstance(create_rate_limiter(enabled), MemoryRateLimiter)
     redis = Config.model_validate(

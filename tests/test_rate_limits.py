@@ -90,6 +90,18 @@ async def test_backend_events_count_one_point_per_channel(
     assert_headers(again, 5, 0)
 
 
+async def test_app_limits_apply_without_the_per_ip_limiter(
+    sockudo_server_factory: ServerFactory,
+) -> None:
+    """``rate_limiter.enabled`` (off by default) switches the per-IP limits only: an app's own
+    limits hold whenever it sets them, as in soketi."""
+    app = make_app("504", max_backend_events_per_second=2)
+    srv = sockudo_server_factory(apps=[app])
+    path = f"/apps/{app['id']}/events"
+    assert (await api(srv, app, "POST", path, events(["a", "b"]))).status_code == 200
+    assert_limited(await api(srv, app, "POST", path, events(["a"])), 2, 0)
+
+
 async def test_read_requests_per_second(sockudo_server_factory: ServerFactory) -> None:
     app = make_app("502", max_read_requests_per_second=3)
     other = make_app("503")  # no read limit

@@ -49,8 +49,9 @@ def _tightest(decisions: list[Decision]) -> Decision:
 
 
 class ApiLimits:
-    """The limits of one node's HTTP API over its rate limiter. With
-    ``rate_limiter.enabled: false`` nothing is counted and no header is added."""
+    """The limits of one node's HTTP API over its rate limiter. The per-app limits apply
+    whenever an app sets them (as in soketi); ``rate_limiter.enabled`` switches the per-IP
+    limit. Rate headers are added to the answers of routes where a limit was counted."""
 
     def __init__(self, config: Config, limiter: RateLimiter) -> None:
         self.enabled = config.rate_limiter.enabled
@@ -60,14 +61,13 @@ class ApiLimits:
     def limited(self, handler: Handler) -> Handler:
         """``handler`` behind the per-IP limit, with the rate headers added to its answer
         (including its error answers)."""
-        if not self.enabled:
-            return handler
 
         async def wrapped(request: Request) -> Response:
             decisions: list[Decision] = []
             request.state.rate_decisions = decisions
             try:
-                await self._per_ip(request, decisions)
+                if self.enabled:
+                    await self._per_ip(request, decisions)
                 response = await handler(request)
             except ApiError as exc:
                 response = exc.response()
@@ -95,7 +95,7 @@ class ApiLimits:
     async def backend_events(self, request: Request, app: App, points: int) -> None:
         """Count ``points`` (channels) against the app's ``max_backend_events_per_second``."""
         limit = app.max_backend_events_per_second
-        if self.enabled and limit is not None:
+        if limit is not None:
             await self._per_app(
                 request, f"app:{app.id}:backend_events", limit, points,
                 f"App {app.id} may publish at most {limit} events per second (one per channel)",
@@ -104,7 +104,7 @@ class ApiLimits:
     async def read_request(self, request: Request, app: App) -> None:
         """Count one request against the app's ``max_read_requests_per_second``."""
         limit = app.max_read_requests_per_second
-        if self.enabled and limit is not None:
+        if limit is not None:
             await self._per_app(
                 request, f"app:{app.id}:read_requests", limit, 1,
                 f"App {app.id} may make at most {limit} read requests per second",

@@ -9,13 +9,11 @@ __all__ = ["Decision", "NoRateLimiter", "RateLimiter", "client_ip", "create_rate
 
 
 def create_rate_limiter(config: Config) -> RateLimiter:
-    """The limiter named by ``rate_limiter.driver``, or one that allows everything when
-    ``rate_limiter.enabled`` is false. ``redis`` connects to
-    ``config.redis_url(rate_limiter.redis.url_override)``; a missing ``redis`` package raises
-    ``ImportError`` naming it."""
+    """The limiter named by ``rate_limiter.driver``; ``rate_limiter.enabled`` only switches
+    the per-IP limits (the per-app ones apply whenever an app sets them). ``redis`` connects
+    to ``config.redis_url(rate_limiter.redis.url_override)``; a missing ``redis`` package
+    raises ``ImportError`` naming it."""
     section = config.rate_limiter
-    if not section.enabled:
-        return NoRateLimiter()
     if section.driver == "memory":
         from .memory import MemoryRateLimiter
 
