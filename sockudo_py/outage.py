@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable
 from urllib.parse import urlsplit
+
+Errors = tuple[type[BaseException], ...]
 
 WARNING_INTERVAL = 30.0
 
@@ -52,6 +55,24 @@ class OutageLog:
             self._failures = 0
             self._last_warning = -math.inf
             self.logger.info("%s reachable again", self.service)
+
+    async def probe(
+        self, call: Awaitable[object], errors: Errors, operation: str | None = None
+    ) -> None:
+        """Await ``call`` (a start-up ping): its ``errors`` count as a failure, never raise."""
+        try:
+            await call
+        except errors as exc:
+            self.failed(exc, operation)
+        else:
+            self.succeeded()
+
+    async def close(self, call: Awaitable[object], errors: Errors) -> None:
+        """Await ``call`` (closing a client); its ``errors`` are only logged (debug)."""
+        try:
+            await call
+        except errors as exc:
+            self.logger.debug("%s: closing: %r", self.service, exc)
 
 
 def redact_url(url: str) -> str:

@@ -31,8 +31,6 @@ logger = logging.getLogger("sockudo_py.cache.redis")
 UNAVAILABLE = (RedisError, RedisClusterException, OSError)
 """What a call may raise while Redis is down or misbehaving (timeouts are ``OSError``s)."""
 
-"""Seconds between two warnings about an unavailable Redis (failures are counted between)."""
-
 # A cache answers fast or not at all: a down Redis costs a caller a few quick retries, not the
 # client's default of ten with back-off, and a silent one at most the socket timeout.
 SOCKET_TIMEOUT = 2.0
@@ -123,18 +121,10 @@ class RedisCache(Cache):
         return cls(client, prefix, default_ttl, f"redis-cluster {names}")
 
     async def start(self) -> None:
-        try:
-            await self._client.ping()
-        except UNAVAILABLE as exc:
-            self.outage.failed(exc, "ping")
-        else:
-            self.outage.succeeded()
+        await self.outage.probe(self._client.ping(), UNAVAILABLE, "ping")
 
     async def stop(self) -> None:
-        try:
-            await self._client.aclose()
-        except UNAVAILABLE as exc:
-            logger.debug("%s cache: closing: %r", self.description, exc)
+        await self.outage.close(self._client.aclose(), UNAVAILABLE)
 
     async def get(self, key: str) -> str | None:
         try:

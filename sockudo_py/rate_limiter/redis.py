@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sockudo_py.rate_limiter.redis")
 
 UNAVAILABLE = (RedisError, OSError)
-"""Seconds between two warnings about an unavailable Redis (failures are counted between)."""
 
 # A limiter sits in front of every request: a down Redis must cost little, not seconds.
 SOCKET_TIMEOUT = 1.0
@@ -89,18 +88,10 @@ class RedisRateLimiter(RateLimiter):
         return cls(client, prefix, f"redis {redact_url(url)}")
 
     async def start(self) -> None:
-        try:
-            await self._client.ping()
-        except UNAVAILABLE as exc:
-            self.outage.failed(exc)
-        else:
-            self.outage.succeeded()
+        await self.outage.probe(self._client.ping(), UNAVAILABLE)
 
     async def stop(self) -> None:
-        try:
-            await self._client.aclose()
-        except UNAVAILABLE as exc:
-            logger.debug("%s rate limiter: closing: %r", self.description, exc)
+        await self.outage.close(self._client.aclose(), UNAVAILABLE)
 
     async def hit(self, key: str, limit: int, window_seconds: float, cost: int = 1) -> Decision:
         window_ms = max(1, round(window_seconds * 1000))
