@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from ..config import ClusterHealthConfig
-from ..core import Namespace, Socket
+from ..core import Socket
 from ..protocol.frames import PresenceMember
 from .base import Answer, JoinResult
 from .local import LocalAdapter
@@ -608,4 +608,4 @@ def new_node_id(configured: str | None) -> str:
     return configured or str(uuid.uuid4())
 
 
-__all__ = ["HorizontalAdapter", "Namespace", "Peer", "new_node_id"]
+__all__ = ["HorizontalAdapter", "Peer", "new_node_id"]
