@@ -22,7 +22,7 @@ Contract (every driver; the contract suite tests/contracts/test_queue_contract.p
   dead-letter store with ``error`` (the last failure) and ``attempts``: never dropped silently
   (oldest beyond ``reliability.failed_retention`` are, on the memory and redis drivers).
   :meth:`Queue.dead_letters` lists them newest first; :meth:`Queue.replay` puts one back on
-  the queue with its attempts counted from 0.
+  the queue with its attempts counted from 0 and ``enqueued_at`` now (a fresh retry window).
 * **Delays.** ``enqueue(..., delay=s)`` makes the job visible no earlier than ``s`` seconds
   from now (SQS: see its module for the 900 s limit).
 * **Concurrency.** One ``consume`` call runs at most ``concurrency`` handlers at a time.
@@ -134,8 +134,8 @@ class Queue(ABC):
 
     @abstractmethod
     async def replay(self, name: str, job_id: str) -> bool:
-        """Move dead letter ``job_id`` back onto ``name`` (visible now, attempts from 0);
-        ``False`` if there is no such dead letter."""
+        """Move dead letter ``job_id`` back onto ``name`` (visible now, attempts from 0,
+        ``enqueued_at`` now); ``False`` if there is no such dead letter."""
 
     async def consume(
         self,

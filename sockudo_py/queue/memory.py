@@ -133,7 +133,7 @@ class MemoryQueue(Queue):
         job = named.dead.pop(job_id, None)
         if job is None:
             return False
-        job.attempts = 0
+        job.attempts, job.enqueued_at = 0, time.time()
         named.jobs[job_id] = _Stored(job)
         self._push(named, job_id, 0)
         return True

@@ -152,7 +152,7 @@ _REPLAY = (
     _NOW
     + """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], 'attempts', 0)
+redis.call('HSET', KEYS[2], 'attempts', 0, 'enqueued_at', now)
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 return 1
 """

@@ -290,7 +290,7 @@ class SqsQueue(Queue):
         for body, receipt in found:
             if not replayed and str(body.get("id")) == job_id:
                 fresh = {"id": job_id, "payload": body.get("payload", {}),
-                         "enqueued_at": body.get("enqueued_at", time.time())}  # fmt: skip
+                         "enqueued_at": time.time()}  # fmt: skip
                 await self._send(name, fresh, 0)
                 url = await self._url(name + DEAD_SUFFIX)
                 await self._client.delete_message(QueueUrl=url, ReceiptHandle=receipt)

@@ -99,10 +99,12 @@ async def test_failures_end_in_dead_letters_and_replay(queue: Queue, name: str) 
     failing = await queue.enqueue(name, {"kind": "failing"})
     rejected = await queue.enqueue(name, {"kind": "rejected"})
     attempts: dict[str, list[int]] = {failing: [], rejected: []}
+    enqueued_at: dict[str, list[float]] = {failing: [], rejected: []}
     healed = False
 
     async def handler(job: Job) -> None:
         attempts[job.id].append(job.attempts)
+        enqueued_at[job.id].append(job.enqueued_at)
         if job.payload["kind"] == "rejected":
             raise Reject("410 gone")
         if not healed:
@@ -129,10 +131,12 @@ async def test_failures_end_in_dead_letters_and_replay(queue: Queue, name: str) 
     assert len(attempts[failing]) == 3  # no more deliveries once dead
 
     healed = True
+    await asyncio.sleep(1.1)  # so that a fresh enqueued_at shows
     assert await queue.replay(name, failing) is True
     assert await queue.replay(name, "no-such-job") is False
     await wait_until(lambda: len(attempts[failing]) == 4)
     assert attempts[failing][-1] == 1  # counted afresh
+    assert enqueued_at[failing][-1] >= enqueued_at[failing][0] + 1  # a fresh retry window
     remaining = await queue.dead_letters(name)
     assert [job.id for job in remaining] == [rejected]
 
