@@ -23,16 +23,24 @@ from .http_api import ApiError, HttpApi
 from .http_api.errors import api_error_handler, not_found_handler
 from .metrics import Metrics
 from .protocol.errors import ErrorCode
+from .queue import Queue, create_queue
 from .rate_limiter import RateLimiter, create_rate_limiter
+from .webhooks import QUEUE_NAME
+from .webhooks.delivery import WebhookDelivery
+from .webhooks.dispatcher import WebhookDispatcher
 from .ws import PusherEndpoint, PusherHandler
 from .ws.activity import ActivityAwareWebSocketProtocol
 
 log = logging.getLogger("sockudo_py.server")
 
+UNBOUNDED_ATTEMPTS = 1_000_000
+"""The queue's attempt bound for webhook jobs: their own retry window ends them first."""
+
 
 @dataclass
 class Node:
-    """Everything one server process runs, built from its ``Config``."""
+    """Everything one server process runs, built from its ``Config``. Webhooks (``queue``,
+    ``webhooks``, ``delivery``) are off with ``queue.driver`` ``none``."""
 
     config: Config
     app_manager: AppManager
@@ -42,6 +50,9 @@ class Node:
     endpoint: PusherEndpoint
     http_api: HttpApi
     rate_limiter: RateLimiter
+    queue: Queue | None = None
+    webhooks: WebhookDispatcher | None = None
+    delivery: WebhookDelivery | None = None
 
     @classmethod
     def build(cls, config: Config) -> Node:
@@ -55,10 +66,19 @@ class Node:
             lambda: adapter.dropped_messages,
         )
         rate_limiter = create_rate_limiter(config)
-        handler = PusherHandler(adapter, cache)
+        queue = create_queue(config)
+        webhooks = delivery = None
+        if queue is not None:
+            webhooks = WebhookDispatcher(app_manager, queue, config.webhooks)
+            delivery = WebhookDelivery(app_manager, config.webhooks)
+            adapter.listen(webhooks)
+        handler = PusherHandler(adapter, cache, webhooks)
         endpoint = PusherEndpoint(config, app_manager, adapter, handler, metrics, rate_limiter)
         http_api = HttpApi(config, app_manager, adapter, cache, metrics, rate_limiter)
-        return cls(config, app_manager, adapter, cache, metrics, endpoint, http_api, rate_limiter)
+        return cls(
+            config, app_manager, adapter, cache, metrics, endpoint, http_api, rate_limiter,
+            queue, webhooks, delivery,
+        )  # fmt: skip
 
     def asgi_app(self) -> Starlette:
         routes = [WebSocketRoute("/app/{key}", self.endpoint), *self.http_api.routes()]
@@ -79,17 +99,44 @@ class Node:
         await self.rate_limiter.start()
         await self.app_manager.start()
         await self.adapter.start()
+        loop = asyncio.get_running_loop()
+        consumer = None
+        if self.queue is not None and self.delivery is not None:
+            await self.queue.start()
+            consumer = loop.create_task(
+                self.queue.consume(
+                    QUEUE_NAME,
+                    self.delivery,
+                    concurrency=self.queue.concurrency,
+                    max_attempts=UNBOUNDED_ATTEMPTS,
+                )
+            )
         if self.config.metrics.enabled:
             self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
-        timers = asyncio.get_running_loop().create_task(self.endpoint.run_timers())
+        timers = loop.create_task(self.endpoint.run_timers())
         try:
             yield
         finally:
             timers.cancel()
+            await self._stop_webhooks(consumer)
             await self.adapter.stop()
             await self.app_manager.stop()
             await self.rate_limiter.stop()
             await self.cache.stop()
+
+    async def _stop_webhooks(self, consumer: asyncio.Task[None] | None) -> None:
+        """Queue what the dispatcher holds, let running deliveries finish (the queue's
+        ``shutdown_timeout_ms``) and leave the rest queued."""
+        if self.webhooks is not None:
+            await self.webhooks.stop()
+        if self.queue is not None:
+            await self.queue.stop()
+        if consumer is not None:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+        if self.delivery is not None:
+            await self.delivery.close()
 
     async def drain(self) -> None:
         """Refuse new sockets, close open ones with 4200 and give them a moment to flush."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ..core import Namespace, Socket
 from ..protocol.frames import PresenceMember
@@ -40,6 +40,25 @@ class Answer(Generic[T]):
         return self.missing == 0
 
 
+class ChannelListener(Protocol):
+    """Receives the cluster-wide transitions of channels (webhooks are made of them).
+
+    Each transition is reported on exactly one node, the channel's owner, in the order that
+    node saw it: ``channel_occupied`` when the channel's first socket anywhere joined,
+    ``channel_vacated`` when its last one left; ``member_added`` when a user's first socket
+    joined a presence channel, ``member_removed`` when its last one left. Calls are
+    synchronous and must not block.
+    """
+
+    def channel_occupied(self, app_id: str, channel: str) -> None: ...
+
+    def channel_vacated(self, app_id: str, channel: str) -> None: ...
+
+    def member_added(self, app_id: str, channel: str, user_id: str) -> None: ...
+
+    def member_removed(self, app_id: str, channel: str, user_id: str) -> None: ...
+
+
 class Adapter(ABC):
     """Delivery and membership for every app on this node and, for cluster drivers, across
     nodes.
@@ -57,6 +76,11 @@ class Adapter(ABC):
 
     def __init__(self) -> None:
         self._namespaces: dict[str, Namespace] = {}
+        self.listener: ChannelListener | None = None
+
+    def listen(self, listener: ChannelListener) -> None:
+        """Report channel transitions to ``listener`` from now on."""
+        self.listener = listener
 
     def namespace(self, app_id: str) -> Namespace:
         """This node's registry for ``app_id`` (created on first use)."""

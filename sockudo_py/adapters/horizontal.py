@@ -10,6 +10,10 @@ How the nodes agree, in short (the README has the long form):
   ``member_added`` / ``member_removed`` (and watchlist events) for its *own* sockets when a
   user's count crosses zero in its view. Each node sees each node's changes in order, so
   every subscriber gets each transition exactly once, and member lists are answered locally.
+  Which channels each node has sockets in is replicated the same way, so every node knows
+  when a channel becomes occupied or vacated cluster-wide; of those transitions, and of the
+  presence ones, the channel's owner (rendezvous hashing of the channel over the live nodes)
+  alone tells the ``ChannelListener``, so each webhook leaves the cluster once.
 * **Snapshots repair gaps.** A node announces itself with ``hello`` carrying its state;
   the others answer with theirs. A sequence gap (messages lost while the broker was away)
   makes the receiver ask for a fresh snapshot, which replaces what it knew of that node.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
 import time
@@ -38,9 +43,9 @@ from typing import Any
 import orjson
 
 from ..config import ClusterHealthConfig
-from ..core import Socket
+from ..core import Namespace, Socket
 from ..protocol.frames import PresenceMember
-from .base import Answer, JoinResult
+from .base import Answer
 from .local import LocalAdapter
 from .transport import Target, Transport
 
@@ -59,7 +64,8 @@ class Peer:
 
     ``seq`` is the last state sequence applied; ``None`` while a snapshot is awaited.
     ``members`` maps ``(app, channel, socket_id)`` to the member; ``users`` holds
-    ``(app, user_id, socket_id)`` of its signed-in sockets."""
+    ``(app, user_id, socket_id)`` of its signed-in sockets; ``channels`` the ``(app, channel)``
+    it has sockets in."""
 
     node_id: str
     last_seen: float
@@ -69,6 +75,7 @@ class Peer:
     broadcast_seen: int = 0
     members: dict[tuple[str, str, str], PresenceMember] = field(default_factory=dict)
     users: set[tuple[str, str, str]] = field(default_factory=set)
+    channels: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -302,8 +309,10 @@ class HorizontalAdapter(LocalAdapter):
     # --- state snapshots --------------------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
-        """The body of ``hello`` and ``state``: this node's presence members and signed-in
-        sockets, the sequence number they are current as of, its ``epoch`` (one per process)."""
+        """The body of ``hello`` and ``state``: this node's occupied channels, presence
+        members and signed-in sockets, the sequence number they are current as of, its
+        ``epoch`` (one per process)."""
+        channels = [[ns.app_id, name] for ns in self._namespaces.values() for name in ns.channels]
         members = [
             [ns.app_id, channel, socket_id, member.user_id, member.user_info]
             for ns in self._namespaces.values()
@@ -318,16 +327,19 @@ class HorizontalAdapter(LocalAdapter):
             for user_id, sockets in ns.users.items()
             for socket_id in sockets
         ]
-        return {"e": self._epoch, "s": self._seq, "m": members, "u": users}
+        return {"e": self._epoch, "s": self._seq, "c": channels, "m": members, "u": users}
 
     def _apply_state(self, peer: Peer, message: dict[str, Any]) -> None:
         """Replace what we know of ``peer`` with its snapshot: additions first, so a user
         whose socket changed but who stayed does not flicker."""
+        channels = {(app, channel) for app, channel in message.get("c", ())}
         members = {
             (app, channel, sid): PresenceMember(user_id, info)
             for app, channel, sid, user_id, info in message["m"]
         }
         users = {(app, user_id, sid) for app, user_id, sid in message["u"]}
+        for occupied in channels - peer.channels:
+            self._peer_occupied(peer, occupied)
         for key, member in members.items():
             if key not in peer.members:
                 self._peer_joined(peer, key, member)
@@ -337,6 +349,8 @@ class HorizontalAdapter(LocalAdapter):
             self._peer_left(peer, key)
         for key in peer.users - users:
             self._peer_signed_out(peer, key)
+        for vacated in peer.channels - channels:
+            self._peer_vacated(peer, vacated)
         peer.seq = message["s"]
         self._last_state_at = time.monotonic()
 
@@ -348,6 +362,8 @@ class HorizontalAdapter(LocalAdapter):
             self._peer_left(peer, key)
         for key in list(peer.users):
             self._peer_signed_out(peer, key)
+        for occupied in list(peer.channels):
+            self._peer_vacated(peer, occupied)
         for query in self._queries.values():
             if peer.node_id in query.expected:
                 query.expected.discard(peer.node_id)
@@ -363,6 +379,21 @@ class HorizontalAdapter(LocalAdapter):
         if peer.members.pop(key, None) is not None:
             ns = self.namespace(app_id)
             self._member_left(ns, channel, socket_id)
+            self._release(ns)
+
+    def _peer_occupied(self, peer: Peer, key: tuple[str, str]) -> None:
+        if key not in peer.channels:
+            peer.channels.add(key)
+            ns = self.namespace(key[0])
+            if ns.count_remote_channel(key[1], 1):
+                self._occupancy_changed(ns, key[1], True)
+
+    def _peer_vacated(self, peer: Peer, key: tuple[str, str]) -> None:
+        if key in peer.channels:
+            peer.channels.discard(key)
+            ns = self.namespace(key[0])
+            if ns.count_remote_channel(key[1], -1):
+                self._occupancy_changed(ns, key[1], False)
             self._release(ns)
 
     def _peer_signed_in(self, peer: Peer, key: tuple[str, str, str]) -> None:
@@ -451,7 +482,7 @@ class HorizontalAdapter(LocalAdapter):
         elif kind == "hb":  # also asks again for a snapshot that never came
             if peer.seq is None or message["s"] > peer.seq:
                 self._resync(peer)
-        elif kind in ("pj", "pl", "ui", "uo"):
+        elif kind in ("co", "cv", "pj", "pl", "ui", "uo"):
             self._apply_change(peer, kind, message)
 
     def _resync(self, peer: Peer) -> None:
@@ -475,6 +506,10 @@ class HorizontalAdapter(LocalAdapter):
                 self._peer_joined(peer, key, PresenceMember(user_id, info))
         elif kind == "pl":
             self._peer_left(peer, (app_id, message["c"], message["i"]))
+        elif kind == "co":
+            self._peer_occupied(peer, (app_id, message["c"]))
+        elif kind == "cv":
+            self._peer_vacated(peer, (app_id, message["c"]))
         elif kind == "ui":
             self._peer_signed_in(peer, (app_id, message["u"], message["i"]))
         else:
@@ -511,22 +546,34 @@ class HorizontalAdapter(LocalAdapter):
         await super().sign_out(app_id, socket)
         self._replicate("uo", a=app_id, u=socket.user_id, i=socket.socket_id)
 
-    async def subscribe(
-        self, app_id: str, channel: str, socket: Socket, member: PresenceMember | None = None
-    ) -> JoinResult:
-        result = await super().subscribe(app_id, channel, socket, member)
-        if member is not None and result.new:
-            info = [member.user_id, member.user_info]
-            self._replicate("pj", a=app_id, c=channel, i=socket.socket_id, m=info)
-        return result
+    def _locally_occupied(self, ns: Namespace, channel: str, occupied: bool) -> None:
+        self._replicate("co" if occupied else "cv", a=ns.app_id, c=channel)
+        if channel not in ns.remote_channels:
+            self._occupancy_changed(ns, channel, occupied)
 
-    async def unsubscribe(self, app_id: str, channel: str, socket: Socket) -> bool:
-        ns = self.namespace(app_id)
-        was_member = socket.socket_id in ns.presence.get(channel, ())
-        left = await super().unsubscribe(app_id, channel, socket)
-        if left and was_member:
-            self._replicate("pl", a=app_id, c=channel, i=socket.socket_id)
-        return left
+    def _local_member_joined(
+        self, ns: Namespace, channel: str, socket_id: str, member: PresenceMember
+    ) -> None:
+        super()._local_member_joined(ns, channel, socket_id, member)
+        info = [member.user_id, member.user_info]
+        self._replicate("pj", a=ns.app_id, c=channel, i=socket_id, m=info)
+
+    def _local_member_left(self, ns: Namespace, channel: str, socket_id: str) -> None:
+        super()._local_member_left(ns, channel, socket_id)
+        self._replicate("pl", a=ns.app_id, c=channel, i=socket_id)
+
+    def _owns(self, app_id: str, channel: str) -> bool:
+        """Rendezvous hashing: the live node with the highest score for the channel owns
+        it, so every node agrees while they agree on who is alive."""
+        if not self.peers:
+            return True
+        key = f"\0{app_id}\0{channel}".encode()
+
+        def score(node_id: str) -> bytes:
+            return hashlib.blake2b(node_id.encode() + key, digest_size=8).digest()
+
+        mine = score(self.node_id)
+        return all(score(node_id) < mine for node_id in self.peers)
 
     # --- delivery ------------------------------------------------------------------------------
 

@@ -43,36 +43,74 @@ class LocalAdapter(Adapter):
     ) -> JoinResult:
         ns = self.namespace(app_id)
         new = ns.join(channel, socket)
+        if new and ns.subscription_count(channel) == 1:
+            self._locally_occupied(ns, channel, True)
         if member is None:
             return JoinResult(new)
         if new:
-            self._member_joined(ns, channel, socket.socket_id, member)
+            self._local_member_joined(ns, channel, socket.socket_id, member)
         return JoinResult(new, ns.members(channel))
 
     async def unsubscribe(self, app_id: str, channel: str, socket: Socket) -> bool:
         ns = self.namespace(app_id)
         if not ns.leave(channel, socket):
             return False
-        self._member_left(ns, channel, socket.socket_id)
+        if socket.socket_id in ns.presence.get(channel, ()):
+            self._local_member_left(ns, channel, socket.socket_id)
+        if not ns.subscription_count(channel):
+            self._locally_occupied(ns, channel, False)
         return True
 
     # --- transitions, shared with the cluster adapters ----------------------------------
 
-    @staticmethod
-    def _member_joined(ns: Namespace, channel: str, socket_id: str, member: PresenceMember) -> bool:
+    def _local_member_joined(
+        self, ns: Namespace, channel: str, socket_id: str, member: PresenceMember
+    ) -> None:
+        """A socket of this node joined presence channel ``channel`` as ``member``."""
+        self._member_joined(ns, channel, socket_id, member)
+
+    def _local_member_left(self, ns: Namespace, channel: str, socket_id: str) -> None:
+        """A presence member's socket of this node left ``channel``."""
+        self._member_left(ns, channel, socket_id)
+
+    def _member_joined(
+        self, ns: Namespace, channel: str, socket_id: str, member: PresenceMember
+    ) -> bool:
         """Record a member; tell this node's subscribers if its user is new to the channel."""
         if not ns.add_member(channel, socket_id, member):
             return False
         ns.deliver(channel, frames.member_added(channel, member), socket_id)
+        if self.listener is not None and self._owns(ns.app_id, channel):
+            self.listener.member_added(ns.app_id, channel, member.key)
         return True
 
-    @staticmethod
-    def _member_left(ns: Namespace, channel: str, socket_id: str) -> bool:
+    def _member_left(self, ns: Namespace, channel: str, socket_id: str) -> bool:
         """Forget a member; tell this node's subscribers if its user left the channel."""
         gone = ns.remove_member(channel, socket_id)
         if gone is None:
             return False
         ns.deliver(channel, frames.member_removed(channel, gone))
+        if self.listener is not None and self._owns(ns.app_id, channel):
+            self.listener.member_removed(ns.app_id, channel, gone.key)
+        return True
+
+    def _locally_occupied(self, ns: Namespace, channel: str, occupied: bool) -> None:
+        """This node's first socket joined ``channel`` (or its last one left). With one
+        node that is the channel's transition."""
+        self._occupancy_changed(ns, channel, occupied)
+
+    def _occupancy_changed(self, ns: Namespace, channel: str, occupied: bool) -> None:
+        """``channel`` became occupied (or vacated) cluster-wide: tell the listener, if this
+        node owns the channel."""
+        listener = self.listener
+        if listener is not None and self._owns(ns.app_id, channel):
+            if occupied:
+                listener.channel_occupied(ns.app_id, channel)
+            else:
+                listener.channel_vacated(ns.app_id, channel)
+
+    def _owns(self, app_id: str, channel: str) -> bool:
+        """Whether this node reports ``channel``'s transitions (the only node does)."""
         return True
 
     @staticmethod

@@ -29,10 +29,14 @@ class Namespace:
     the other nodes' members (``add_member``/``remove_member`` with their socket ids) and user
     counts (``count_user``), so presence transitions and member lists are answered here.
 
+    ``remote_channels[c]`` counts the other nodes with sockets in ``c``
+    (``count_remote_channel``, fed in likewise), so occupancy is known cluster-wide.
+
     Invariants: a socket is in ``channels[c]`` iff ``c`` is in its subscriptions here; a
-    channel with no sockets is removed; ``presence_users[c][user]`` counts the sockets of
-    ``user`` in presence channel ``c`` on every node, and the user is absent when that count is
-    zero; ``online[user]`` counts the user's signed-in sockets on every node, likewise.
+    channel with no sockets is removed (from ``remote_channels`` when no other node has one);
+    ``presence_users[c][user]`` counts the sockets of ``user`` in presence channel ``c`` on
+    every node, and the user is absent when that count is zero; ``online[user]`` counts the
+    user's signed-in sockets on every node, likewise.
     """
 
     __slots__ = (
@@ -41,6 +45,7 @@ class Namespace:
         "online",
         "presence",
         "presence_users",
+        "remote_channels",
         "sockets",
         "users",
         "watchers",
@@ -55,10 +60,12 @@ class Namespace:
         self.users: dict[str, dict[str, Socket]] = {}
         self.online: dict[str, int] = {}
         self.watchers: dict[str, dict[str, Socket]] = {}
+        self.remote_channels: dict[str, int] = {}
 
     def is_empty(self) -> bool:
-        """Nothing left here: no local socket and no member or user of another node."""
-        return not (self.sockets or self.presence or self.online)
+        """Nothing left here: no local socket and no member, user or channel of another
+        node."""
+        return not (self.sockets or self.presence or self.online or self.remote_channels)
 
     # --- sockets and users -------------------------------------------------------------
 
@@ -169,6 +176,18 @@ class Namespace:
         if not users:
             del self.presence_users[channel]
         return member
+
+    def count_remote_channel(self, channel: str, delta: int) -> bool:
+        """Add ``delta`` to the number of other nodes with sockets in ``channel``; True when
+        that crossed zero and this node has no socket there either (the channel became
+        occupied or vacated cluster-wide)."""
+        before = self.remote_channels.get(channel, 0)
+        after = max(before + delta, 0)
+        if after:
+            self.remote_channels[channel] = after
+        else:
+            self.remote_channels.pop(channel, None)
+        return (before == 0) != (after == 0) and channel not in self.channels
 
     def subscription_count(self, channel: str) -> int:
         """Local sockets subscribed to ``channel``."""

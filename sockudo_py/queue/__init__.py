@@ -19,12 +19,17 @@ def create_queue(config: Config) -> Queue | None:
         from .memory import MemoryQueue
 
         return MemoryQueue(config.queue.reliability)
+    queue: Queue
     if driver == "redis":
         from .redis import create_redis_queue
 
-        return create_redis_queue(config)
+        queue = create_redis_queue(config)
+        queue.concurrency = config.queue.redis.concurrency
+        return queue
     if driver == "sqs":
         from .sqs import SqsQueue
 
-        return SqsQueue(config.queue.sqs, config.queue.reliability)
+        queue = SqsQueue(config.queue.sqs, config.queue.reliability)
+        queue.concurrency = config.queue.sqs.concurrency
+        return queue
     raise ValueError(f"queue.driver: {driver!r} is not available in this build")

@@ -98,6 +98,10 @@ class Queue(ABC):
     #: Whether a fetched job must have its lease renewed while its handler runs.
     LEASED = True
 
+    #: Handlers a consumer of this queue should run at once (the driver's ``concurrency``
+    #: setting where it has one).
+    concurrency = 20
+
     def __init__(self, reliability: QueueReliabilityConfig | None = None) -> None:
         self.reliability = reliability or QueueReliabilityConfig()
         self._stopping = asyncio.Event()

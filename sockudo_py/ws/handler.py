@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -18,7 +19,11 @@ from ..protocol.channels import (
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.frames import ClientFrame, PresenceMember
 from ..protocol.signatures import verify_channel_auth, verify_user_auth
+from ..webhooks.events import CACHE_MISS, CLIENT_EVENT, SUBSCRIPTION_COUNT, wants
 from .connection import Connection
+
+if TYPE_CHECKING:
+    from ..webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("sockudo_py.ws")
 
@@ -38,12 +43,16 @@ class PusherHandler:
 
     Frames of one connection are handled one at a time, in order. Nothing raised by bad
     input leaves ``handle``: it becomes a ``pusher:error`` (or ``pusher:subscription_error``)
-    and the socket stays open unless the protocol says to close it.
+    and the socket stays open unless the protocol says to close it. Client events, cache
+    misses and subscription counts go to ``webhooks`` for the apps that want them.
     """
 
-    def __init__(self, adapter: Adapter, cache: Cache) -> None:
+    def __init__(
+        self, adapter: Adapter, cache: Cache, webhooks: WebhookDispatcher | None = None
+    ) -> None:
         self.adapter = adapter
         self.cache = cache
+        self.webhooks = webhooks
 
     async def handle(self, conn: Connection, raw: str | bytes) -> None:
         conn.mark_active()
@@ -98,7 +107,12 @@ class PusherHandler:
             conn.authenticated = True
         if kind.is_cache:
             cached = await self.cache.get(channel_cache_key(app_id, channel))
-            conn.send(cached if cached is not None else frames.cache_miss(channel))
+            if cached is not None:
+                conn.send(cached)
+            else:
+                conn.send(frames.cache_miss(channel))
+                if self.webhooks is not None and wants(conn.app, CACHE_MISS):
+                    self.webhooks.cache_miss(app_id, channel)
         await self._count_changed(conn, channel)
 
     def _authorize(self, conn: Connection, request: frames.Subscribe) -> PresenceMember | None:
@@ -150,13 +164,21 @@ class PusherHandler:
             )
 
     async def _count_changed(self, conn: Connection, channel: str) -> None:
-        """Send ``pusher:subscription_count`` to the channel, if the app wants it."""
+        """Send ``pusher:subscription_count`` to the channel and the ``subscription_count``
+        webhook, if the app wants them (not for presence channels)."""
         app = conn.app
-        if not app.enable_subscription_count or channel_type(channel).kind is ChannelKind.PRESENCE:
+        hook = (
+            self.webhooks if self.webhooks is not None and wants(app, SUBSCRIPTION_COUNT) else None
+        )
+        if not (app.enable_subscription_count or hook):
+            return
+        if channel_type(channel).kind is ChannelKind.PRESENCE:
             return
         count = (await self.adapter.channel_subscription_count(app.id, channel)).value
-        if count:
+        if count and app.enable_subscription_count:
             await self.adapter.broadcast(app.id, channel, frames.subscription_count(channel, count))
+        if hook is not None:
+            hook.subscription_count(app.id, channel, count)
 
     async def unsubscribe(self, conn: Connection, channel: str) -> None:
         if channel not in conn.channels:
@@ -232,6 +254,11 @@ class PusherHandler:
             frames.channel_event(frame.event, channel, frame.data, user_id),
             conn.socket_id,
         )
+        if self.webhooks is not None and wants(app, CLIENT_EVENT):
+            user = member.key if member is not None else None
+            self.webhooks.client_event(
+                app.id, channel, frame.event, frame.data, conn.socket_id, user
+            )
 
     # --- disconnect ----------------------------------------------------------------------
 
