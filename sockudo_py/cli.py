@@ -10,6 +10,7 @@ import sys
 from . import __version__
 from .apps_cli import OneLineParser, add_apps_command, run_apps_command
 from .config import Config, load_config
+from .webhooks_cli import add_webhooks_command, run_webhooks_command
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser_class=OneLineParser,
     )
     add_apps_command(commands)
+    add_webhooks_command(commands)
     return parser.parse_args(argv)
 
 
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.command == "apps":
         raise SystemExit(run_apps_command(args))
+    if args.command == "webhooks":
+        raise SystemExit(run_webhooks_command(args))
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

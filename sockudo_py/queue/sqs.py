@@ -20,8 +20,9 @@ Needs ``aioboto3`` (``pip install 'sockudo-py[aws]'``). Section ``queue.sqs``:
   it is re-hidden when received early, up to 12 h at a time.
 * Dead letters: messages of the queue ``<name>-dead-letters`` (created like the queue;
   SQS keeps them ``MessageRetentionPeriod``, 4 days by default, raised to 14 days on creation).
-  Listing and replaying receive them for a moment (a few seconds hidden) and make the others
-  visible again; the list is best effort on real SQS (short polls sample servers).
+  Listing and replaying receive all of them (up to ``READ_ALL``) for a moment (a few seconds
+  hidden), so the newest can be picked, and make the others visible again; the list is best
+  effort on real SQS (short polls sample servers).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ MAX_VISIBILITY = 43_200
 DEAD_SUFFIX = "-dead-letters"
 LIST_HIDE = 5
 """Seconds dead letters are hidden while being listed or replayed (then shown again)."""
+READ_ALL = 10_000
+"""How many dead letters listing and replaying read at most (all of them, to find the newest
+or the one asked for)."""
 RETENTION = 14 * 24 * 3600
 
 
@@ -243,6 +247,7 @@ class SqsQueue(Queue):
         ``LIST_HIDE`` seconds; the caller shows them again."""
         url = await self._url(name + DEAD_SUFFIX)
         seen: dict[str, tuple[dict[str, Any], str]] = {}
+        received: set[str] = set()
         while len(seen) < limit:
             answer = await self._client.receive_message(
                 QueueUrl=url,
@@ -251,8 +256,10 @@ class SqsQueue(Queue):
                 VisibilityTimeout=LIST_HIDE,
             )
             messages = answer.get("Messages", [])
-            if not messages:
+            ids = {str(message.get("MessageId")) for message in messages}
+            if not ids - received:  # none left, or the first ones are showing again
                 break
+            received |= ids
             for message in messages:
                 try:
                     body = json.loads(message["Body"])
@@ -268,9 +275,11 @@ class SqsQueue(Queue):
                 await self._hide((url, receipt), 0)
 
     async def dead_letters(self, name: str, limit: int = 100) -> list[Job]:
-        found = await self._receive_dead(name, limit)
+        # every one is read: SQS hands them out in no useful order, and the newest are asked for
+        found = await self._receive_dead(name, max(limit, READ_ALL))
         await self._show(name, [receipt for _, receipt in found])
         found.sort(key=lambda item: float(item[0].get("died_at", 0)), reverse=True)
+        del found[limit:]
         return [
             Job(
                 id=str(body["id"]),
@@ -284,7 +293,7 @@ class SqsQueue(Queue):
         ]
 
     async def replay(self, name: str, job_id: str) -> bool:
-        found = await self._receive_dead(name, 10_000)
+        found = await self._receive_dead(name, READ_ALL)
         others: list[str] = []
         replayed = False
         for body, receipt in found:
