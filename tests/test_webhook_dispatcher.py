@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pusher
 import pytest
 from webhook_receiver import WebhookReceiver
 
@@ -261,7 +262,7 @@ async def delivery(**retry: Any) -> WebhookDelivery:
     return WebhookDelivery(apps, config)
 
 
-async def test_delivery_signs_the_exact_body_and_adds_custom_headers(
+async def test_delivery_signs_the_body_as_the_pusher_sdk_checks_it(
     receiver: WebhookReceiver,
 ) -> None:
     d = await delivery()
@@ -270,8 +271,16 @@ async def test_delivery_signs_the_exact_body_and_adds_custom_headers(
     await d(the_job)
     await d.close()
     [got] = receiver.received()
-    assert got.body == the_job.payload["body"].encode()
+    queued = json.loads(the_job.payload["body"])
+    assert got.json["events"] == queued["events"]
+    assert abs(got.json["time_ms"] - time.time() * 1000) < 5000  # stamped when sent
     assert got.signed_by("secret-1")
+    assert (
+        pusher.Pusher("1", "key-1", "secret-1").validate_webhook(
+            "key-1", got.headers["x-pusher-signature"], got.body.decode()
+        )
+        == got.json
+    )
     assert got.headers["x-pusher-key"] == "key-1"
     assert got.headers["x-custom"] == "yes"
     assert got.headers["content-type"] == "application/json"

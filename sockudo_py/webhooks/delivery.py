@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, NoReturn
 
 import httpx
+import orjson
 
 from .. import __version__
 from ..app_manager import AppManager, AppManagerUnavailable
@@ -32,8 +33,10 @@ SIGNED_HEADERS = frozenset({"x-pusher-key", "x-pusher-signature"})
 class WebhookDelivery:
     """Delivers one queued webhook job (``await delivery(job)``), as a queue handler.
 
-    Contract: the body is sent exactly as queued, signed with the app's current secret
-    (``X-Pusher-Signature``, hex HMAC-SHA256 of the body) and key (``X-Pusher-Key``), with
+    Contract: the body is sent as queued with ``time_ms`` set to the time of sending (so the
+    Pusher SDKs' 5-minute freshness check passes on a retry, after an outage and on a
+    replay: their ``validate_webhook`` refuses older bodies), signed with the app's current
+    secret (``X-Pusher-Signature``, hex HMAC-SHA256 of the body) and key (``X-Pusher-Key``), with
     the endpoint's custom ``headers`` (which cannot replace those two). A 2xx answer (a
     Lambda accepting the event) acknowledges the job. A network error, timeout, 5xx, 408,
     409, 425 or 429 raises :class:`Retry` after exponential back-off (``initial_backoff_ms``
@@ -63,8 +66,8 @@ class WebhookDelivery:
         app_id = str(payload.get("app_id"))
         try:
             webhook = Webhook.model_validate(payload["target"])
-            body = str(payload["body"]).encode()
-        except (KeyError, ValueError) as exc:
+            body = restamp(str(payload["body"]))
+        except (KeyError, ValueError, TypeError) as exc:
             raise Reject(f"not a webhook job: {exc}") from None
         policy = webhook.retry or self.config.retry
         try:
@@ -158,6 +161,13 @@ class WebhookDelivery:
 
             self._lambda = LambdaTarget()
         return self._lambda
+
+
+def restamp(body: str) -> bytes:
+    """``body`` with ``time_ms`` now."""
+    data = orjson.loads(body)
+    data["time_ms"] = int(time.time() * 1000)
+    return orjson.dumps(data)
 
 
 def _retry_after(value: str | None) -> float | None:
