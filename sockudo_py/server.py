@@ -102,15 +102,7 @@ class Node:
         loop = asyncio.get_running_loop()
         consumer = None
         if self.queue is not None and self.delivery is not None:
-            await self.queue.start()
-            consumer = loop.create_task(
-                self.queue.consume(
-                    QUEUE_NAME,
-                    self.delivery,
-                    concurrency=self.queue.concurrency,
-                    max_attempts=UNBOUNDED_ATTEMPTS,
-                )
-            )
+            consumer = loop.create_task(self._deliver_webhooks(self.queue, self.delivery))
         if self.config.metrics.enabled:
             self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
         timers = loop.create_task(self.endpoint.run_timers())
@@ -123,6 +115,26 @@ class Node:
             await self.app_manager.stop()
             await self.rate_limiter.stop()
             await self.cache.stop()
+
+    @staticmethod
+    async def _deliver_webhooks(queue: Queue, delivery: WebhookDelivery) -> None:
+        """Start the queue (retrying with back-off while its service is unreachable: the
+        dispatcher keeps the jobs meanwhile) and consume webhook jobs until it stops."""
+        delay = 1.0
+        while True:
+            try:
+                await queue.start()
+                break
+            except Exception as exc:
+                log.error(
+                    "webhook queue unreachable (%s); webhooks wait in memory, retrying in %gs",
+                    exc, delay,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        await queue.consume(
+            QUEUE_NAME, delivery, concurrency=queue.concurrency, max_attempts=UNBOUNDED_ATTEMPTS
+        )
 
     async def _stop_webhooks(self, consumer: asyncio.Task[None] | None) -> None:
         """Queue what the dispatcher holds, let running deliveries finish (the queue's

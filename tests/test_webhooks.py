@@ -23,6 +23,7 @@ import pusher
 import pytest
 from interop_server import RunningServer, ServerFactory, free_port
 from pusher_ws import PusherWs, close_all, publish
+from redis_cluster import start_redis_server
 from webhook_receiver import Received, WebhookReceiver
 
 ALL_EVENTS = [
@@ -345,3 +346,22 @@ async def test_a_down_endpoint_is_dead_lettered_then_replayed(
     await client.close()
     remaining = run_cli(server.config_path, "dead-letters", "--json")
     assert remaining.returncode == 0 and remaining.stdout.strip() == ""
+
+
+async def test_webhooks_wait_for_a_queue_that_is_down_at_start(
+    sockudo_server_factory: ServerFactory, receiver: WebhookReceiver
+) -> None:
+    port = free_port()
+    the_app = app("late", [{"url": receiver.url("/late"), "event_types": ["channel_occupied"]}])
+    queue = {"driver": "redis", "redis": {"url_override": f"redis://127.0.0.1:{port}"}}
+    server = sockudo_server_factory({"queue": queue}, apps=[the_app])  # serves all the same
+    channel = unique("public")
+    client = await connect(server, "late")
+    await client.subscribe(channel)
+    await asyncio.sleep(1.0)
+    assert receiver.received("/late") == []
+    with start_redis_server(port):
+        await receiver.wait_for(lambda: about(receiver, "/late", channel) != [], timeout=45)
+    await client.close()
+    assert about(receiver, "/late", channel) == [{"name": "channel_occupied", "channel": channel}]
+    assert "webhook queue unreachable" in server.output()
