@@ -65,7 +65,7 @@ class Peer:
     ``seq`` is the last state sequence applied; ``None`` while a snapshot is awaited.
     ``members`` maps ``(app, channel, socket_id)`` to the member; ``users`` holds
     ``(app, user_id, socket_id)`` of its signed-in sockets; ``channels`` the ``(app, channel)``
-    it has sockets in."""
+    it has sockets in; ``introduced`` once its first snapshot was applied."""
 
     node_id: str
     last_seen: float
@@ -76,6 +76,7 @@ class Peer:
     members: dict[tuple[str, str, str], PresenceMember] = field(default_factory=dict)
     users: set[tuple[str, str, str]] = field(default_factory=set)
     channels: set[tuple[str, str]] = field(default_factory=set)
+    introduced: bool = False
 
 
 @dataclass(slots=True)
@@ -137,6 +138,8 @@ class HorizontalAdapter(LocalAdapter):
         self._last_error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._introducing = False
+        self._departed: dict[str, str] = {}  # dropped node -> its epoch (a return is news)
         self._publishing = False
 
     # --- life cycle ----------------------------------------------------------------------
@@ -338,19 +341,24 @@ class HorizontalAdapter(LocalAdapter):
             for app, channel, sid, user_id, info in message["m"]
         }
         users = {(app, user_id, sid) for app, user_id, sid in message["u"]}
-        for occupied in channels - peer.channels:
-            self._peer_occupied(peer, occupied)
-        for key, member in members.items():
-            if key not in peer.members:
-                self._peer_joined(peer, key, member)
-        for key in users - peer.users:
-            self._peer_signed_in(peer, key)
-        for key in [key for key in peer.members if key not in members]:
-            self._peer_left(peer, key)
-        for key in peer.users - users:
-            self._peer_signed_out(peer, key)
-        for vacated in peer.channels - channels:
-            self._peer_vacated(peer, vacated)
+        self._introducing = not peer.introduced and self._departed.get(peer.node_id) != peer.epoch
+        peer.introduced = True
+        try:
+            for occupied in channels - peer.channels:
+                self._peer_occupied(peer, occupied)
+            for key, member in members.items():
+                if key not in peer.members:
+                    self._peer_joined(peer, key, member)
+            for key in users - peer.users:
+                self._peer_signed_in(peer, key)
+            for key in [key for key in peer.members if key not in members]:
+                self._peer_left(peer, key)
+            for key in peer.users - users:
+                self._peer_signed_out(peer, key)
+            for vacated in peer.channels - channels:
+                self._peer_vacated(peer, vacated)
+        finally:
+            self._introducing = False
         peer.seq = message["s"]
         self._last_state_at = time.monotonic()
 
@@ -358,6 +366,9 @@ class HorizontalAdapter(LocalAdapter):
         """Forget a node that left or died; its users leave their channels here."""
         log.warning("adapter %s: node %s %s", self.transport.name, peer.node_id, why)
         self.peers.pop(peer.node_id, None)
+        if len(self._departed) > 1000:
+            self._departed.clear()
+        self._departed[peer.node_id] = peer.epoch
         for key in list(peer.members):
             self._peer_left(peer, key)
         for key in list(peer.users):
@@ -562,9 +573,13 @@ class HorizontalAdapter(LocalAdapter):
         super()._local_member_left(ns, channel, socket_id)
         self._replicate("pl", a=ns.app_id, c=channel, i=socket_id)
 
-    def _owns(self, app_id: str, channel: str) -> bool:
-        """Rendezvous hashing: the live node with the highest score for the channel owns
-        it, so every node agrees while they agree on who is alive."""
+    def _reports(self, app_id: str, channel: str) -> bool:
+        """The channel's owner reports it: by rendezvous hashing, the live node with the
+        highest score for the channel, so every node agrees while they agree on who is
+        alive. Nobody reports what a node's introduction shows (it happened before we knew
+        of that node, and was reported then)."""
+        if self._introducing:
+            return False
         if not self.peers:
             return True
         key = f"\0{app_id}\0{channel}".encode()

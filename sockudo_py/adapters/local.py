@@ -80,7 +80,7 @@ class LocalAdapter(Adapter):
         if not ns.add_member(channel, socket_id, member):
             return False
         ns.deliver(channel, frames.member_added(channel, member), socket_id)
-        if self.listener is not None and self._owns(ns.app_id, channel):
+        if self.listener is not None and self._reports(ns.app_id, channel):
             self.listener.member_added(ns.app_id, channel, member.key)
         return True
 
@@ -90,7 +90,7 @@ class LocalAdapter(Adapter):
         if gone is None:
             return False
         ns.deliver(channel, frames.member_removed(channel, gone))
-        if self.listener is not None and self._owns(ns.app_id, channel):
+        if self.listener is not None and self._reports(ns.app_id, channel):
             self.listener.member_removed(ns.app_id, channel, gone.key)
         return True
 
@@ -103,14 +103,15 @@ class LocalAdapter(Adapter):
         """``channel`` became occupied (or vacated) cluster-wide: tell the listener, if this
         node owns the channel."""
         listener = self.listener
-        if listener is not None and self._owns(ns.app_id, channel):
+        if listener is not None and self._reports(ns.app_id, channel):
             if occupied:
                 listener.channel_occupied(ns.app_id, channel)
             else:
                 listener.channel_vacated(ns.app_id, channel)
 
-    def _owns(self, app_id: str, channel: str) -> bool:
-        """Whether this node reports ``channel``'s transitions (the only node does)."""
+    def _reports(self, app_id: str, channel: str) -> bool:
+        """Whether this node tells the listener about ``channel``'s transitions now (the
+        only node does)."""
         return True
 
     @staticmethod

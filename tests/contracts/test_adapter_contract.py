@@ -277,3 +277,58 @@ async def test_a_removed_socket_leaves_no_trace(adapter: Adapter, app_a: str) ->
     await adapter.broadcast(app_a, "news", frame(1))
     assert socket.events == []
     assert not adapter.degraded
+
+
+# --- channel transitions (what webhooks are made of) ----------------------------------------
+
+
+class Transitions:
+    """A ``ChannelListener`` that records ``(what, channel, user_id, node)``; several nodes may
+    share one ``log``."""
+
+    def __init__(self, log: list[tuple[str, str, str | None, int]] | None = None,
+                 node: int = 0) -> None:  # fmt: skip
+        self.log: list[tuple[str, str, str | None, int]] = [] if log is None else log
+        self.node = node
+
+    def channel_occupied(self, app_id: str, channel: str) -> None:
+        self.log.append(("occupied", channel, None, self.node))
+
+    def channel_vacated(self, app_id: str, channel: str) -> None:
+        self.log.append(("vacated", channel, None, self.node))
+
+    def member_added(self, app_id: str, channel: str, user_id: str) -> None:
+        self.log.append(("added", channel, user_id, self.node))
+
+    def member_removed(self, app_id: str, channel: str, user_id: str) -> None:
+        self.log.append(("removed", channel, user_id, self.node))
+
+    def what(self) -> list[tuple[str, str, str | None]]:
+        return [entry[:3] for entry in self.log]
+
+
+async def test_the_listener_hears_each_transition_once_in_order(
+    adapter: Adapter, app_a: str
+) -> None:
+    heard = Transitions()
+    adapter.listen(heard)
+    one, two = await connect(adapter, app_a), await connect(adapter, app_a)
+    await adapter.subscribe(app_a, "news", one)
+    await adapter.subscribe(app_a, "news", two)
+    await adapter.subscribe(app_a, "news", two)  # repeated: nothing new
+    await adapter.subscribe(app_a, "presence-room", one, PresenceMember("u1", None))
+    await adapter.subscribe(app_a, "presence-room", two, PresenceMember("u1", None))
+    await adapter.unsubscribe(app_a, "news", one)
+    await adapter.unsubscribe(app_a, "presence-room", one)
+    assert heard.what() == [
+        ("occupied", "news", None),
+        ("occupied", "presence-room", None),
+        ("added", "presence-room", "u1"),
+    ]
+    await adapter.unsubscribe(app_a, "news", two)
+    await adapter.unsubscribe(app_a, "presence-room", two)
+    assert heard.what()[3:] == [
+        ("vacated", "news", None),
+        ("removed", "presence-room", "u1"),
+        ("vacated", "presence-room", None),
+    ]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conftest import ClusterFactory
-from test_adapter_contract import connect, events_of, frame
+from test_adapter_contract import Transitions, connect, events_of, frame
 
 from sockudo_py.adapters import Adapter
 from sockudo_py.adapters.horizontal import HorizontalAdapter
@@ -273,3 +273,95 @@ async def test_garbage_and_lost_messages_on_the_broker(cluster: ClusterFactory, 
     assert set(b.peers) == {a.node_id}
     count = await b.channel_subscription_count(uid, "presence-room")
     assert (count.value, count.nodes, count.missing) == (1, 2, 0)
+
+
+# --- channel transitions: once per cluster -------------------------------------------------
+
+
+async def listening(nodes: list[Adapter], log: list[Any] | None = None) -> list[Any]:
+    """One shared transition log for ``nodes`` (each entry names the reporting node)."""
+    shared: list[Any] = [] if log is None else log
+    for index, node in enumerate(nodes):
+        node.listen(Transitions(shared, index))
+    return shared
+
+
+def what(log: list[Any]) -> list[tuple[str, str, str | None]]:
+    return sorted(entry[:3] for entry in log)
+
+
+async def test_occupancy_is_reported_once_per_cluster(cluster: ClusterFactory, uid: str) -> None:
+    a, b, c = await cluster(3)
+    log = await listening([a, b, c])
+    sockets = [await connect(node, uid) for node in (a, b, c)]
+    await asyncio.gather(
+        *(n.subscribe(uid, "room", s) for n, s in zip((a, b, c), sockets, strict=True))
+    )
+    await until(lambda: what(log) == [("occupied", "room", None)])
+    await settled()  # every node knows every join (a leave racing a join is a blip:
+    # vacated then occupied again, which the webhook dispatcher's 3 s hold cancels out)
+    await a.unsubscribe(uid, "room", sockets[0])
+    await b.unsubscribe(uid, "room", sockets[1])
+    await settled()
+    assert what(log) == [("occupied", "room", None)]
+    await c.unsubscribe(uid, "room", sockets[2])
+    await until(lambda: len(log) == 2)
+    await settled()
+    assert what(log) == [("occupied", "room", None), ("vacated", "room", None)]
+
+    # many channels, spread over the nodes: each reported once, by various owners
+    log.clear()
+    nodes = (a, b, c)
+    pairs = [(nodes[i % 3], await connect(nodes[i % 3], uid), f"ch{i}") for i in range(30)]
+    for node, socket, channel in pairs:
+        await node.subscribe(uid, channel, socket)
+        other = nodes[(pairs.index((node, socket, channel)) + 1) % 3]
+        await other.subscribe(uid, channel, await connect(other, uid))
+    await until(lambda: len(log) >= 30)
+    await settled()
+    assert what(log) == sorted(("occupied", f"ch{i}", None) for i in range(30))
+    assert len({entry[3] for entry in log}) > 1  # owners differ by channel
+
+
+async def test_presence_is_reported_once_per_cluster(cluster: ClusterFactory, uid: str) -> None:
+    a, b, c = await cluster(3)
+    log = await listening([a, b, c])
+    tabs = [await connect(node, uid) for node in (a, b)]
+    member = PresenceMember("u1", {"name": "One"})
+    await asyncio.gather(
+        a.subscribe(uid, "presence-r", tabs[0], member),
+        b.subscribe(uid, "presence-r", tabs[1], member),
+    )
+    await until(lambda: len(log) >= 2)
+    await settled()
+    assert what(log) == [("added", "presence-r", "u1"), ("occupied", "presence-r", None)]
+    await a.unsubscribe(uid, "presence-r", tabs[0])  # the other tab stays
+    await settled()
+    assert len(log) == 2
+    await b.unsubscribe(uid, "presence-r", tabs[1])
+    await until(lambda: len(log) == 4)
+    await settled()
+    assert what(log)[2:] == sorted(
+        [("removed", "presence-r", "u1"), ("vacated", "presence-r", None)]
+    )
+
+
+async def test_a_joining_node_reports_nothing_old_and_a_dead_one_is_vacated(
+    cluster: ClusterFactory, uid: str
+) -> None:
+    a, doomed = await cluster(2)
+    log = await listening([a, doomed])
+    socket = await connect(doomed, uid)
+    await doomed.subscribe(uid, "presence-lonely", socket, PresenceMember("u9", None))
+    await until(lambda: len(log) == 2)
+    late = await cluster(3)  # three newcomers learn the state: nothing reported again
+    await listening(late, log)
+    await members_everywhere([a, *late], uid, "presence-lonely", {"u9"})
+    await settled()
+    assert len(log) == 2
+    crash(doomed)
+    await until(lambda: len(log) == 4, timeout=5)
+    await settled()
+    assert what(log)[2:] == sorted(
+        [("removed", "presence-lonely", "u9"), ("vacated", "presence-lonely", None)]
+    )
