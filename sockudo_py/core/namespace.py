@@ -99,13 +99,7 @@ class Namespace:
     def count_user(self, user_id: str, delta: int) -> bool:
         """Add ``delta`` to the user's cluster-wide socket count; True when it went from zero
         to positive or back to zero (the user came online or went offline)."""
-        before = self.online.get(user_id, 0)
-        after = max(before + delta, 0)
-        if after:
-            self.online[user_id] = after
-        else:
-            self.online.pop(user_id, None)
-        return (before == 0) != (after == 0)
+        return _count(self.online, user_id, delta)
 
     def user_sockets(self, user_id: str) -> list[Socket]:
         """This node's sockets signed in as ``user_id``."""
@@ -181,13 +175,7 @@ class Namespace:
         """Add ``delta`` to the number of other nodes with sockets in ``channel``; True when
         that crossed zero and this node has no socket there either (the channel became
         occupied or vacated cluster-wide)."""
-        before = self.remote_channels.get(channel, 0)
-        after = max(before + delta, 0)
-        if after:
-            self.remote_channels[channel] = after
-        else:
-            self.remote_channels.pop(channel, None)
-        return (before == 0) != (after == 0) and channel not in self.channels
+        return _count(self.remote_channels, channel, delta) and channel not in self.channels
 
     def subscription_count(self, channel: str) -> int:
         """Local sockets subscribed to ``channel``."""
@@ -219,3 +207,15 @@ class Namespace:
                 socket.send(frame)
                 count += 1
         return count
+
+
+def _count(counts: dict[str, int], key: str, delta: int) -> bool:
+    """Add ``delta`` to ``counts[key]`` (absent at zero, never negative); True when it went
+    from zero to positive or back to zero."""
+    before = counts.get(key, 0)
+    after = max(before + delta, 0)
+    if after:
+        counts[key] = after
+    else:
+        counts.pop(key, None)
+    return (before == 0) != (after == 0)
