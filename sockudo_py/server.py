@@ -137,12 +137,16 @@ class Node:
         )
 
     async def _stop_webhooks(self, consumer: asyncio.Task[None] | None) -> None:
-        """Queue what the dispatcher holds, let running deliveries finish (the queue's
-        ``shutdown_timeout_ms``) and leave the rest queued."""
+        """Queue what the dispatcher holds and let running deliveries finish, each within
+        half of ``shutdown_grace_period``; what is left stays queued (a durable queue's next
+        consumer sends it)."""
+        budget = self.config.shutdown_grace_period / 2
         if self.webhooks is not None:
-            await self.webhooks.stop()
+            await self.webhooks.stop(timeout=budget)
         if self.queue is not None:
-            await self.queue.stop()
+            await self.queue.stop(
+                timeout=min(budget, self.queue.reliability.shutdown_timeout_ms / 1000)
+            )
         if consumer is not None:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

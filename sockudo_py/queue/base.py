@@ -106,6 +106,7 @@ class Queue(ABC):
         self.reliability = reliability or QueueReliabilityConfig()
         self._stopping = asyncio.Event()
         self._consumers: set[asyncio.Task[None]] = set()
+        self._shutdown_timeout = self.reliability.shutdown_timeout_ms / 1000
 
     # ------------------------------------------------------------------ public interface
 
@@ -114,9 +115,12 @@ class Queue(ABC):
         unreachable)."""
         self._stopping.clear()
 
-    async def stop(self) -> None:
-        """End every ``consume`` of this instance (see the module doc), then close
-        connections. Enqueued jobs stay queued on the durable drivers."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """End every ``consume`` of this instance (see the module doc; ``timeout`` replaces
+        ``reliability.shutdown_timeout_ms`` for running handlers), then close connections.
+        Enqueued jobs stay queued on the durable drivers."""
+        if timeout is not None:
+            self._shutdown_timeout = timeout
         self._stopping.set()
         if self._consumers:
             await asyncio.gather(*self._consumers, return_exceptions=True)
@@ -256,7 +260,7 @@ class Queue(ABC):
         ``_run`` releases their jobs)."""
         if not running:
             return
-        timeout = self.reliability.shutdown_timeout_ms / 1000 if self._stopping.is_set() else 0
+        timeout = self._shutdown_timeout if self._stopping.is_set() else 0
         pending = set(running)
         if timeout > 0:
             _, pending = await asyncio.wait(pending, timeout=timeout)
