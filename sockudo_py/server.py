@@ -69,7 +69,7 @@ class Node:
         queue = create_queue(config)
         webhooks = delivery = None
         if queue is not None:
-            webhooks = WebhookDispatcher(app_manager, queue, config.webhooks)
+            webhooks = WebhookDispatcher(app_manager, queue, config.webhooks, view=adapter)
             delivery = WebhookDelivery(app_manager, config.webhooks)
             adapter.listen(webhooks)
         handler = PusherHandler(adapter, cache, webhooks)

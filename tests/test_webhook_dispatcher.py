@@ -352,3 +352,35 @@ async def test_attempt_bound_retries_off_and_a_gone_app_end_in_dead_letters(
         await off(Job("x", QUEUE_NAME, {"app_id": "1"}, 1, time.time()))
     await bounded.close()
     await off.close()
+
+
+class View:
+    """A ``ChannelView`` whose answers the test sets."""
+
+    def __init__(self) -> None:
+        self.channels: set[str] = set()
+        self.members: set[tuple[str, str]] = set()
+
+    def occupied(self, app_id: str, channel: str) -> bool:
+        return channel in self.channels
+
+    def has_member(self, app_id: str, channel: str, user_id: str) -> bool:
+        return (channel, user_id) in self.members
+
+
+async def test_the_hold_ends_with_a_recheck_of_the_view(setup: Setup) -> None:
+    view = View()
+    setup.dispatcher.view = view
+    d = setup.dispatcher
+    d.channel_vacated("1", "public-a")
+    d.channel_vacated("1", "public-b")
+    d.member_removed("1", "presence-r", "u1")
+    d.member_removed("1", "presence-r", "u2")
+    # meanwhile another node's sockets took public-a and u1 is back there (as another node,
+    # now the channels' owner, reported)
+    view.channels.add("public-a")
+    view.members.add(("presence-r", "u1"))
+    assert await setup.events(settle=HOLD * 1.5) == [
+        {"name": "channel_vacated", "channel": "public-b"},
+        {"name": "member_removed", "channel": "presence-r", "user_id": "u2"},
+    ]

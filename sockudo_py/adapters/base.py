@@ -173,3 +173,14 @@ class Adapter(ABC):
     @abstractmethod
     async def user_socket_count(self, app_id: str, user_id: str) -> int:
         """Sockets signed in as ``user_id`` on every node."""
+
+    def occupied(self, app_id: str, channel: str) -> bool:
+        """Whether ``channel`` has a socket on any node, as this node knows now (no I/O)."""
+        ns = self._namespaces.get(app_id)
+        return ns is not None and (channel in ns.channels or channel in ns.remote_channels)
+
+    def has_member(self, app_id: str, channel: str, user_id: str) -> bool:
+        """Whether ``user_id`` is in presence channel ``channel`` on any node, as this node
+        knows now (no I/O)."""
+        ns = self._namespaces.get(app_id)
+        return ns is not None and ns.user_count_in(channel, user_id) > 0

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from ..app_manager import AppManager, AppManagerUnavailable
 from ..config import WebhooksConfig
@@ -39,6 +39,14 @@ beyond it the oldest are dropped, with an error in the log."""
 RETRY_SECONDS = 1.0
 
 
+class ChannelView(Protocol):
+    """Who is where now, cluster-wide, as this node knows it (an ``Adapter`` is one)."""
+
+    def occupied(self, app_id: str, channel: str) -> bool: ...
+
+    def has_member(self, app_id: str, channel: str, user_id: str) -> bool: ...
+
+
 class WebhookDispatcher:
     """Turns what happens on channels into webhook jobs on the queue.
 
@@ -49,7 +57,8 @@ class WebhookDispatcher:
     * ``channel_vacated`` and ``member_removed`` are held ``hold`` seconds (3). When the
       channel is occupied again (the user is back) within that time, the held event and the
       ``channel_occupied`` (``member_added``) that cancels it are both dropped: a page reload
-      sends nothing.
+      sends nothing. When the hold ends, the ``view`` is asked again: a channel occupied
+      (a user present) by then, as another node reported, is not sent as vacated (removed).
     * Events are buffered per app for ``batching.duration`` ms (or sent one by one when
       batching is off); a buffer reaching ``batching.size`` is flushed at once. A flush looks
       the app up and queues, for each of its endpoints, the events that endpoint's
@@ -68,13 +77,15 @@ class WebhookDispatcher:
         queue: Queue,
         config: WebhooksConfig,
         *,
+        view: ChannelView | None = None,
         hold: float = HOLD_SECONDS,
     ) -> None:
         self.app_manager = app_manager
+        self.view = view
         self.queue = queue
         self.config = config
         self.hold = hold
-        self._held: dict[tuple[str, ...], tuple[asyncio.TimerHandle, str, Event]] = {}
+        self._held: dict[tuple[str, ...], tuple[asyncio.TimerHandle, Event]] = {}
         self._buffers: dict[str, list[Event]] = {}
         self._started: dict[str, int] = {}  # app -> time_ms of its buffer's first event
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -90,9 +101,7 @@ class WebhookDispatcher:
             self._add(app_id, channel_event(CHANNEL_OCCUPIED, channel))
 
     def channel_vacated(self, app_id: str, channel: str) -> None:
-        self._hold(
-            (CHANNEL_VACATED, app_id, channel), app_id, channel_event(CHANNEL_VACATED, channel)
-        )
+        self._hold((CHANNEL_VACATED, app_id, channel), channel_event(CHANNEL_VACATED, channel))
 
     def member_added(self, app_id: str, channel: str, user_id: str) -> None:
         if not self._release_held((MEMBER_REMOVED, app_id, channel, user_id)):
@@ -100,7 +109,7 @@ class WebhookDispatcher:
 
     def member_removed(self, app_id: str, channel: str, user_id: str) -> None:
         event = member_event(MEMBER_REMOVED, channel, user_id)
-        self._hold((MEMBER_REMOVED, app_id, channel, user_id), app_id, event)
+        self._hold((MEMBER_REMOVED, app_id, channel, user_id), event)
 
     # --- events of the WebSocket handler ---------------------------------------------------
 
@@ -123,13 +132,14 @@ class WebhookDispatcher:
 
     # --- holding ---------------------------------------------------------------------------
 
-    def _hold(self, key: tuple[str, ...], app_id: str, event: Event) -> None:
+    def _hold(self, key: tuple[str, ...], event: Event) -> None:
+        """Hold ``event`` (its ``key``: name, app, channel[, user])."""
         if self._stopped:
-            self._add(app_id, event)
+            self._send_held(key, event)
             return
         self._release_held(key)  # (a repeat cannot happen in order, but never keep two)
         timer = asyncio.get_running_loop().call_later(self.hold, self._held_expired, key)
-        self._held[key] = (timer, app_id, event)
+        self._held[key] = (timer, event)
 
     def _release_held(self, key: tuple[str, ...]) -> bool:
         """Drop a held event; True if there was one."""
@@ -142,7 +152,21 @@ class WebhookDispatcher:
     def _held_expired(self, key: tuple[str, ...]) -> None:
         held = self._held.pop(key, None)
         if held is not None:
-            self._add(held[1], held[2])
+            self._send_held(key, held[1])
+
+    def _send_held(self, key: tuple[str, ...], event: Event) -> None:
+        """Queue a held event unless the ``view`` says it is no longer true."""
+        app_id, channel = key[1], key[2]
+        view = self.view
+        if view is not None:
+            back = (
+                view.occupied(app_id, channel)
+                if event["name"] == CHANNEL_VACATED
+                else view.has_member(app_id, channel, key[3])
+            )
+            if back:
+                return
+        self._add(app_id, event)
 
     # --- batching --------------------------------------------------------------------------
 
@@ -240,9 +264,9 @@ class WebhookDispatcher:
         seconds for the app store and the queue) and stop."""
         self._stopped = True
         held, self._held = self._held, {}
-        for timer, app_id, event in held.values():
+        for key, (timer, event) in held.items():
             timer.cancel()
-            self._add(app_id, event)
+            self._send_held(key, event)
         for app_id in list(self._buffers):
             self._flush_soon(app_id)
         if self._retrier is not None:

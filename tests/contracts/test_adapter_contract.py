@@ -320,6 +320,8 @@ async def test_the_listener_hears_each_transition_once_in_order(
     await adapter.subscribe(app_a, "presence-room", two, PresenceMember("u1", None))
     await adapter.unsubscribe(app_a, "news", one)
     await adapter.unsubscribe(app_a, "presence-room", one)
+    assert adapter.occupied(app_a, "news") and adapter.has_member(app_a, "presence-room", "u1")
+    assert not adapter.occupied(app_a, "other") and not adapter.has_member(app_a, "news", "u1")
     assert heard.what() == [
         ("occupied", "news", None),
         ("occupied", "presence-room", None),
@@ -332,3 +334,5 @@ async def test_the_listener_hears_each_transition_once_in_order(
         ("removed", "presence-room", "u1"),
         ("vacated", "presence-room", None),
     ]
+    assert not adapter.occupied(app_a, "news")
+    assert not adapter.has_member(app_a, "presence-room", "u1")

@@ -335,6 +335,7 @@ async def test_presence_is_reported_once_per_cluster(cluster: ClusterFactory, ui
     await until(lambda: len(log) >= 2)
     await settled()
     assert what(log) == [("added", "presence-r", "u1"), ("occupied", "presence-r", None)]
+    assert c.occupied(uid, "presence-r") and c.has_member(uid, "presence-r", "u1")
     await a.unsubscribe(uid, "presence-r", tabs[0])  # the other tab stays
     await settled()
     assert len(log) == 2
