@@ -17,18 +17,17 @@ as this process, which a warning on stderr says.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import os
 import secrets
 import sys
 from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, ValidationError
 
-from .config import App, Config, ConfigError, load_config
+from .cli_support import EXIT_USAGE, CommandError, add_command, reason, run_command
+from .config import App, Config
 
 if TYPE_CHECKING:
     from .app_manager import AppManager
@@ -36,12 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("sockudo_py.apps_cli")
 
 PROG = "sockudo-py apps"
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-DEFAULT_TIMEOUT = 30.0
-"""Seconds the whole command may take talking to the store (``--timeout``)."""
 
 MEMORY_NOTE = (
     "With app_manager.driver memory (the default) the apps are the inline apps of config.json "
@@ -70,45 +63,9 @@ LIST_COLUMNS: tuple[tuple[str, Callable[[App], object]], ...] = (
 )
 
 
-class CommandError(Exception):
-    """An expected failure: ``message`` is printed as one line, ``code`` is the exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 # --------------------------------------------------------------------------------------------
 # Arguments
 # --------------------------------------------------------------------------------------------
-
-
-def _common_options() -> argparse.ArgumentParser:
-    """``--config`` / ``--debug`` / ``--timeout``, accepted after ``apps`` and after the action
-    too. Their default is SUPPRESS so a value given before ``apps`` is not overwritten."""
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("store options")
-    group.add_argument(
-        "--config", "-c", metavar="PATH", default=argparse.SUPPRESS, help="config.json to load"
-    )
-    group.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logging"
-    )
-    group.add_argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        default=argparse.SUPPRESS,
-        help=f"give up on the store after this long (default {DEFAULT_TIMEOUT:g})",
-    )
-    return common
 
 
 def _app_options(parser: argparse.ArgumentParser, *, adding: bool) -> None:
@@ -167,18 +124,15 @@ def _app_options(parser: argparse.ArgumentParser, *, adding: bool) -> None:
 
 def add_apps_command(commands: Any) -> None:
     """Register ``apps`` on ``commands`` (the ``add_subparsers`` action of the main parser)."""
-    common = _common_options()
-    apps = commands.add_parser(
+    actions, common = add_command(
+        commands,
         "apps",
-        parents=[common],
+        "store",
         help="list, show, add, update or remove apps in the configured app manager",
         description="Manage the apps of the configured app manager (app_manager.driver, "
         "from --config and the environment, as for the server). " + MEMORY_NOTE,
         epilog="Exit codes: 0 done, 1 store unreachable / app unknown / id or key taken, "
         "2 bad usage or value.",
-    )
-    actions = apps.add_subparsers(
-        dest="apps_action", metavar="ACTION", required=True, parser_class=OneLineParser
     )
 
     listing = actions.add_parser("list", parents=[common], help="a table of every app")
@@ -456,7 +410,7 @@ async def run_action(args: argparse.Namespace, config: Config) -> None:
             await manager.start(retry=False)
         except Exception as exc:  # AppManagerUnavailable, or a driver's own error
             log.debug("app manager start failed", exc_info=True)
-            raise CommandError(f"cannot reach the {driver} app store: {_reason(exc)}") from exc
+            raise CommandError(f"cannot reach the {driver} app store: {reason(exc)}") from exc
         await ACTIONS[args.apps_action](manager, args)
         if driver == "memory" and args.apps_action in CHANGING:
             print(f"{PROG}: {MEMORY_WARNING}", file=sys.stderr)
@@ -467,45 +421,12 @@ async def run_action(args: argparse.Namespace, config: Config) -> None:
             await cache.stop()
 
 
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def _not_about_listening(record: logging.LogRecord) -> bool:
-    """Drops the config's warning about serving the default secret on a public address: this
-    command listens nowhere (unknown-key warnings and the rest still show)."""
-    return not str(record.msg).startswith("!!! SECURITY")
-
-
 def run_apps_command(args: argparse.Namespace) -> int:
     """Run ``sockudo-py apps ACTION`` for the parsed ``args``; the exit code."""
-    debug = bool(getattr(args, "debug", False))
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="sockudo-py apps: %(levelname)s %(name)s: %(message)s",
+    return run_command(
+        "apps",
+        args,
+        run_action,
+        log=log,
+        timed_out=lambda config, timeout: f"the app store did not answer within {timeout:g}s",
     )
-    logging.getLogger("sockudo_py.config").addFilter(_not_about_listening)
-    try:
-        try:
-            config = load_config(getattr(args, "config", None), dict(os.environ))
-        except ConfigError as exc:
-            raise CommandError(
-                "configuration error: " + "; ".join(exc.problems), EXIT_USAGE
-            ) from None
-        except (ValueError, OSError) as exc:
-            raise CommandError(f"configuration error: {_reason(exc)}", EXIT_USAGE) from None
-        timeout = float(getattr(args, "timeout", DEFAULT_TIMEOUT))
-        try:
-            asyncio.run(asyncio.wait_for(run_action(args, config), timeout))
-        except TimeoutError:
-            raise CommandError(f"the app store did not answer within {timeout:g}s") from None
-        except CommandError:
-            raise
-        except Exception as exc:  # the store failed mid-way (AppManagerUnavailable, ...)
-            log.debug("apps %s failed", args.apps_action, exc_info=True)
-            raise CommandError(f"{args.apps_action} failed: {_reason(exc)}") from None
-    except CommandError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.code
-    return 0

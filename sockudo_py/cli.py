@@ -8,7 +8,8 @@ import os
 import sys
 
 from . import __version__
-from .apps_cli import OneLineParser, add_apps_command, run_apps_command
+from .apps_cli import add_apps_command, run_apps_command
+from .cli_support import OneLineParser
 from .config import Config, load_config
 from .webhooks_cli import add_webhooks_command, run_webhooks_command
 

@@ -20,26 +20,24 @@ one line on stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import os
 import shutil
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .apps_cli import (
+from .cli_support import (
     DEFAULT_TIMEOUT,
     EXIT_FAILED,
     EXIT_USAGE,
     CommandError,
-    OneLineParser,
-    _not_about_listening,
-    _reason,
+    add_command,
+    reason,
+    run_command,
 )
-from .config import Config, ConfigError, load_config
+from .config import Config
 from .webhooks import QUEUE_NAME
 
 if TYPE_CHECKING:
@@ -74,27 +72,6 @@ FALLBACK_WIDTH = 160
 # --------------------------------------------------------------------------------------------
 
 
-def _common_options() -> argparse.ArgumentParser:
-    """``--config`` / ``--debug`` / ``--timeout``, accepted after ``webhooks`` and after the
-    action too. Their default is SUPPRESS so a value given before ``webhooks`` is kept."""
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("queue options")
-    group.add_argument(
-        "--config", "-c", metavar="PATH", default=argparse.SUPPRESS, help="config.json to load"
-    )
-    group.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logging"
-    )
-    group.add_argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        default=argparse.SUPPRESS,
-        help=f"give up on the queue after this long (default {DEFAULT_TIMEOUT:g})",
-    )
-    return common
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -108,19 +85,16 @@ def _positive_int(text: str) -> int:
 def add_webhooks_command(commands: Any) -> None:
     """Register ``webhooks`` on ``commands`` (the ``add_subparsers`` action of the main
     parser)."""
-    common = _common_options()
-    webhooks = commands.add_parser(
+    actions, common = add_command(
+        commands,
         "webhooks",
-        parents=[common],
+        "queue",
         help="list or replay the webhook jobs that failed for good (dead letters)",
         description="List or replay the dead letters of the webhook queue "
         f"({QUEUE_NAME!r}) of the configured queue.driver (redis or sqs; from --config and "
         "the environment, as for the server).",
         epilog="Exit codes: 0 done, 1 queue unreachable / id not a dead letter / "
         "memory driver, 2 bad usage or configuration (queue.driver none).",
-    )
-    actions = webhooks.add_subparsers(
-        dest="webhooks_action", metavar="ACTION", required=True, parser_class=OneLineParser
     )
 
     listing = actions.add_parser(
@@ -387,7 +361,7 @@ async def run_action(args: argparse.Namespace, config: Config) -> None:
             await queue.start()
         except Exception as exc:  # connection refused, bad credentials, ...
             log.debug("queue start failed", exc_info=True)
-            raise CommandError(f"cannot reach the {driver} queue: {_reason(exc)}") from exc
+            raise CommandError(f"cannot reach the {driver} queue: {reason(exc)}") from exc
         await ACTIONS[args.webhooks_action](queue, args)
     finally:
         await queue.stop()  # also after a failed start: it releases what start opened
@@ -395,37 +369,14 @@ async def run_action(args: argparse.Namespace, config: Config) -> None:
 
 def run_webhooks_command(args: argparse.Namespace) -> int:
     """Run ``sockudo-py webhooks ACTION`` for the parsed ``args``; the exit code."""
-    debug = bool(getattr(args, "debug", False))
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="sockudo-py webhooks: %(levelname)s %(name)s: %(message)s",
+    return run_command(
+        "webhooks",
+        args,
+        run_action,
+        log=log,
+        timed_out=lambda config, timeout: (
+            f"the {config.queue.driver} queue did not answer within {timeout:g}s (see --timeout)"
+        ),
+        check_args=check_usage,
+        check_config=check_driver,
     )
-    logging.getLogger("sockudo_py.config").addFilter(_not_about_listening)
-    try:
-        check_usage(args)
-        try:
-            config = load_config(getattr(args, "config", None), dict(os.environ))
-        except ConfigError as exc:
-            raise CommandError(
-                "configuration error: " + "; ".join(exc.problems), EXIT_USAGE
-            ) from None
-        except (ValueError, OSError) as exc:
-            raise CommandError(f"configuration error: {_reason(exc)}", EXIT_USAGE) from None
-        check_driver(config)
-        timeout = float(getattr(args, "timeout", DEFAULT_TIMEOUT))
-        try:
-            asyncio.run(asyncio.wait_for(run_action(args, config), timeout))
-        except TimeoutError:
-            raise CommandError(
-                f"the {config.queue.driver} queue did not answer within {timeout:g}s "
-                "(see --timeout)"
-            ) from None
-        except CommandError:
-            raise
-        except Exception as exc:  # the queue failed mid-way
-            log.debug("webhooks %s failed", args.webhooks_action, exc_info=True)
-            raise CommandError(f"{args.webhooks_action} failed: {_reason(exc)}") from None
-    except CommandError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.code
-    return 0

@@ -26,7 +26,9 @@ from typing import Any
 import boto3
 import pytest
 import redis
+from fragments import FAST_QUEUE
 from moto_server import MOTO_CREDENTIALS, MotoServer
+from test_apps_cli import write_config
 
 from sockudo_py import webhooks_cli
 from sockudo_py.config import Webhook, load_config
@@ -38,15 +40,6 @@ pytestmark = pytest.mark.timeout(40)
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WIDTH = 200
 """The table's width (``COLUMNS`` of the command)."""
-FAST = {
-    "retry_base_delay_ms": 50,
-    "retry_max_delay_ms": 200,
-    "retry_jitter": 0,
-    "lease_duration_ms": 1500,
-    "lease_renew_interval_ms": 300,
-    "worker_poll_interval_ms": 50,
-    "shutdown_timeout_ms": 300,
-}
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 URL_TARGET = Webhook(url="https://hooks.example.com/pusher", headers={"X-Env": "test"})
@@ -93,11 +86,6 @@ def listed(config: Path, *args: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in ok(config, "dead-letters", "--json", *args).splitlines()]
 
 
-def write_config(path: Path, fragment: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(fragment))
-    return path
-
-
 # --- the stores ------------------------------------------------------------------------------
 
 
@@ -113,7 +101,7 @@ def redis_config(tmp_path: Path, uid: str) -> Iterator[Path]:
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     client.ping()  # no Redis on 127.0.0.1:6379: an error, not a skip
     fragment = {
-        "queue": {"driver": "redis", "redis": {"prefix": prefix}, "reliability": FAST},
+        "queue": {"driver": "redis", "redis": {"prefix": prefix}, "reliability": FAST_QUEUE},
         "database": {"redis": {"url": REDIS_URL}},
     }
     try:
@@ -150,7 +138,7 @@ def sqs_config(tmp_path: Path, uid: str, moto_server: MotoServer) -> Iterator[Pa
         "visibility_timeout": 2,
         "wait_time_seconds": 1,
     }
-    fragment = {"queue": {"driver": "sqs", "sqs": sqs, "reliability": FAST}}
+    fragment = {"queue": {"driver": "sqs", "sqs": sqs, "reliability": FAST_QUEUE}}
     try:
         yield write_config(tmp_path / "config.json", fragment)
     finally:

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from fragments import resolve
+from fragments import FAST_QUEUE, resolve
 from moto_server import MOTO_CREDENTIALS, MOTO_ENDPOINT
 from mysql_store import CONTRACT_TABLE, SOKETI_TABLE, mysql_fragment, resolve_mysql
 from redis_cluster import REDIS_CLUSTER_NODES, REDIS_CLUSTER_SEEDS
@@ -238,17 +238,6 @@ async def rate_limiter(request: pytest.FixtureRequest, uid: str) -> AsyncIterato
     async with running(create_rate_limiter(config)) as driver:
         yield driver
 
-
-# Short leases, back-offs and polls, so redelivery tests take a second or two, not minutes.
-FAST_QUEUE = {
-    "retry_base_delay_ms": 50,
-    "retry_max_delay_ms": 200,
-    "retry_jitter": 0,
-    "lease_duration_ms": 1500,
-    "lease_renew_interval_ms": 300,
-    "worker_poll_interval_ms": 50,
-    "shutdown_timeout_ms": 300,
-}
 
 QUEUES = [
     pytest.param({"queue": {"driver": "memory"}}, id="memory"),
