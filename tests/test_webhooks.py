@@ -330,7 +330,7 @@ async def test_a_down_endpoint_is_dead_lettered_then_replayed(
     assert len(dead) == 1, "the job never reached the dead letters"
     [letter] = dead
     assert "network error" in letter["error"]
-    assert letter["attempts"] >= 3
+    assert letter["attempts"] >= 2  # retried within its window before giving up
     assert json.loads(letter["payload"]["body"])["events"] == [
         {"name": "channel_occupied", "channel": channel}
     ]
