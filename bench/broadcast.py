@@ -5,7 +5,11 @@ Measures what the hot path costs: deliveries per second and publish-to-receive l
 (sockudo-py, soketi, Sockudo) given its port and app credentials, or starts sockudo-py itself.
 
     python bench/broadcast.py --spawn --sockets 500 --messages 200
+    python bench/broadcast.py --spawn --compression dedicated   # permessage-deflate on both ends
     python bench/broadcast.py --port 6001 --app-id app-id --key app-key --secret app-secret
+
+With ``--spawn`` it also reports the server's CPU time over the publish phase
+(``server_cpu_s``) and per delivery (``server_cpu_us_per_delivery``), from /proc.
 
 ``bench/cluster.py`` reuses this module to measure fan-out across sockudo-py nodes.
 
@@ -54,8 +58,9 @@ def signed_query(secret: str, key: str, path: str, body: bytes, method: str = "P
 
 
 async def subscriber(url: str, channel: str, ready: asyncio.Event, counter: list[int],
-                     latencies: list[float], expected: int, done: asyncio.Event) -> None:
-    async with websockets.connect(url, max_queue=None, compression=None) as ws:
+                     latencies: list[float], expected: int, done: asyncio.Event,
+                     compression: str | None = None) -> None:
+    async with websockets.connect(url, max_queue=None, compression=compression) as ws:
         await ws.recv()  # connection_established
         await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel}}))
         await ws.recv()  # subscription_succeeded
@@ -77,10 +82,13 @@ async def subscriber(url: str, channel: str, ready: asyncio.Event, counter: list
 
 async def run(args: argparse.Namespace, publish_port: int | None = None,
               subscribe_ports: Sequence[int] = (),
-              before_publish: Callable[[], Awaitable[None]] | None = None) -> dict[str, float]:
+              before_publish: Callable[[], Awaitable[None]] | None = None,
+              server_pid: int | None = None) -> dict[str, float]:
     """Subscribe ``args.sockets`` sockets, spread round-robin over ``subscribe_ports``, then
     publish ``args.messages`` events on ``publish_port`` (both default to ``args.port``);
-    ``before_publish`` runs once every socket is subscribed."""
+    ``before_publish`` runs once every socket is subscribed. With ``server_pid``, the CPU
+    time that process spent over the publish phase is reported too. The sockets offer
+    permessage-deflate unless ``args.compression`` is ``disabled``."""
     publish_port = publish_port or args.port
     subscribe_ports = list(subscribe_ports) or [args.port]
     path = f"/apps/{args.app_id}/events"
@@ -88,17 +96,19 @@ async def run(args: argparse.Namespace, publish_port: int | None = None,
     counter = [0, args.sockets, 0]  # subscribed, total, finished
     latencies: list[float] = []
     tasks = []
+    offer = None if getattr(args, "compression", "disabled") == "disabled" else "deflate"
     for i in range(args.sockets):
         port = subscribe_ports[i % len(subscribe_ports)]
         ws_url = f"ws://127.0.0.1:{port}/app/{args.key}?protocol=7"
         tasks.append(asyncio.create_task(subscriber(
-            ws_url, "bench-channel", ready, counter, latencies, args.messages, done)))
+            ws_url, "bench-channel", ready, counter, latencies, args.messages, done, offer)))
         if len(tasks) % 100 == 0:
             await asyncio.sleep(0.05)
     await asyncio.wait_for(ready.wait(), 60)
     if before_publish is not None:
         await before_publish()
     interval = 1 / args.rate if args.rate else 0
+    cpu_start = cpu_seconds(server_pid)
     start = time.perf_counter()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{publish_port}") as http:
         for _ in range(args.messages):
@@ -119,11 +129,16 @@ async def run(args: argparse.Namespace, publish_port: int | None = None,
                 f"{args.sockets * args.messages} deliveries, {counter[2]} of {args.sockets} "
                 "sockets got every message") from None
     elapsed = time.perf_counter() - start
+    cpu = cpu_seconds(server_pid) - cpu_start
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     latencies.sort()
     q = statistics.quantiles(latencies, n=100)
+    server_cpu = {} if server_pid is None else {
+        "server_cpu_s": round(cpu, 3),
+        "server_cpu_us_per_delivery": round(cpu / len(latencies) * 1e6, 2),
+    }
     return {
         "sockets": args.sockets,
         "messages": args.messages,
@@ -133,7 +148,17 @@ async def run(args: argparse.Namespace, publish_port: int | None = None,
         "p50_ms": round(q[49] * 1000, 2),
         "p95_ms": round(q[94] * 1000, 2),
         "p99_ms": round(q[98] * 1000, 2),
+        **server_cpu,
     }
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc; 0 without a pid)."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def spawn(port: int, config: dict[str, Any] | None = None,
@@ -207,6 +232,10 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=50, help="publishes per second (0: max)")
     parser.add_argument("--size", type=int, default=100, help="payload padding in bytes")
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--compression", default="disabled",
+                        help="websocket.compression of a spawned server (Sockudo's values, "
+                             "e.g. dedicated); the sockets offer permessage-deflate unless "
+                             "disabled")
 
 
 def run_client(coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
@@ -225,9 +254,10 @@ def main() -> None:
     add_load_arguments(parser)
     parser.add_argument("--spawn", action="store_true", help="start sockudo-py on --port")
     args = parser.parse_args()
-    proc = spawn(args.port) if args.spawn else None
+    config = {"websocket": {"compression": args.compression}}
+    proc = spawn(args.port, config) if args.spawn else None
     try:
-        print(json.dumps(run_client(run(args))))
+        print(json.dumps(run_client(run(args, server_pid=proc and proc.pid))))
     finally:
         if proc is not None:
             stop(proc)

@@ -93,6 +93,7 @@ def node_config(args: argparse.Namespace, index: int, adapter: dict[str, Any]) -
         "database": {"redis": {"url": args.redis_url}},
         "metrics": {"enabled": True, "host": "127.0.0.1", "port": args.metrics_port + index},
         "instance": {"process_id": f"bench-node-{index + 1}"},
+        "websocket": {"compression": args.compression},
     }
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -25,11 +26,12 @@ from .metrics import Metrics
 from .protocol.errors import ErrorCode
 from .queue import Queue, create_queue
 from .rate_limiter import RateLimiter, create_rate_limiter
+from .tls import abort_stalled_closes, check_tls, start_https_redirect, uvicorn_tls_options
 from .webhooks import QUEUE_NAME
 from .webhooks.delivery import WebhookDelivery
 from .webhooks.dispatcher import WebhookDispatcher
 from .ws import PusherEndpoint, PusherHandler
-from .ws.activity import ActivityAwareWebSocketProtocol
+from .ws.compression import websocket_protocol
 
 log = logging.getLogger("sockudo_py.server")
 
@@ -56,6 +58,7 @@ class Node:
 
     @classmethod
     def build(cls, config: Config) -> Node:
+        check_tls(config.ssl, config.port)
         cache = create_cache(config)
         app_manager = create_app_manager(config, cache)
         adapter = create_adapter(config)
@@ -190,9 +193,31 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.node = node
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start-up, after binding the HTTP -> HTTPS redirect (``ssl.redirect_http``)
+        so that a port it cannot have stops start-up before any driver starts."""
+        ssl = self.node.config.ssl
+        redirect = None
+        if ssl.enabled and ssl.redirect_http:
+            try:
+                redirect = await start_https_redirect(self, ssl)
+            except OSError as exc:
+                log.error("ssl.http_port: cannot listen on port %s: %s", ssl.http_port, exc)
+                raise SystemExit(2) from None
+        await super().startup(sockets)
+        if redirect is not None:
+            self.servers.append(redirect)  # uvicorn's shutdown closes it with the main listener
+
     async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         await self.node.drain()
-        await super().shutdown(sockets)  # type: ignore[arg-type]
+        stalled = None
+        if self.config.is_ssl:  # TLS peers that never answer close_notify must not hold us
+            stalled = asyncio.create_task(abort_stalled_closes(self.server_state.connections))
+        try:
+            await super().shutdown(sockets)  # type: ignore[arg-type]
+        finally:
+            if stalled is not None:
+                stalled.cancel()
 
 
 def run(node: Node) -> None:
@@ -202,7 +227,8 @@ def run(node: Node) -> None:
         node.asgi_app(),
         host=config.host,
         port=config.port,
-        ws=ActivityAwareWebSocketProtocol,
+        ws=websocket_protocol(config.websocket.compression),
+        ws_per_message_deflate=False,  # the protocol class negotiates websocket.compression
         ws_max_size=config.websocket_max_payload_kb * 1024,
         ws_ping_interval=None,
         ws_ping_timeout=None,
@@ -213,5 +239,6 @@ def run(node: Node) -> None:
         # as far as rate_limiter.*.trust_hops says (uvicorn would trust it from 127.0.0.1)
         proxy_headers=False,
         timeout_graceful_shutdown=max(1, int(config.shutdown_grace_period)),
+        **uvicorn_tls_options(config.ssl),
     )
     _Server(uv_config, node).run()

@@ -28,6 +28,16 @@ def sockudo_server(sockudo_server_factory: ServerFactory) -> RunningServer:
 
 
 @pytest.fixture(scope="module")
+def sockudo_server_factory_module(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerFactory]:
+    """Like ``sockudo_server_factory`` but shared by the tests of one module (for servers
+    that several tests use: module-scoped fixtures of their own call it)."""
+    with ServerFactory(tmp_path_factory.mktemp("sockudo")) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
 def sockudo_server_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """Like ``sockudo_server`` but shared by the tests of one module."""
     with ServerFactory(tmp_path_factory.mktemp("sockudo")) as factory:

@@ -1,10 +1,12 @@
 """Machinery for end-to-end tests: run sockudo-py as a real process, run Node client scripts.
 
 * :class:`ServerFactory` starts ``python -m sockudo_py --config <tmp config.json> --port P`` on
-  free loopback ports, waits for ``GET /up`` to answer 200 (bounded), and stops every server it
-  started (by PID) on :meth:`ServerFactory.close`.
+  free loopback ports, waits for ``GET /up`` to answer 200 (bounded; over https with the
+  client context given as ``tls``), and stops every server it started (by PID) on
+  :meth:`ServerFactory.close`.
 * :func:`run_node` runs a script of ``tests/node`` with one JSON argument, bounded by a
-  timeout, and returns the JSON object it printed.
+  timeout, and returns the JSON object it printed (:func:`start_node` and
+  :func:`node_result` are its two halves, for a script that runs while the test acts).
 
 Fixtures using these live in ``tests/conftest.py``.
 """
@@ -17,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -92,14 +95,16 @@ class RunningServer:
     log_path: Path
     process: subprocess.Popen[bytes] = field(repr=False)
     host: str = HOST
+    tls: ssl.SSLContext | None = field(default=None, repr=False)
+    """The client context that trusts the server's certificate, when it serves TLS."""
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}"
 
     @property
     def metrics_url(self) -> str:
@@ -160,12 +165,14 @@ class ServerFactory:
         app_overrides: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         startup_timeout: float = 15.0,
+        tls: ssl.SSLContext | None = None,
     ) -> RunningServer:
         """Start one server and wait until ``GET /up`` answers 200.
 
         ``apps`` replaces the default app list; ``app_overrides`` is merged into each app;
         ``extra_config`` is deep-merged into the generated config.json; ``env`` is added to
-        the child's environment (after Sockudo's own variables were removed from it).
+        the child's environment (after Sockudo's own variables were removed from it);
+        ``tls``, for a server with ``ssl.enabled``, is the client context trusting it.
         """
         port, metrics_port = free_port(), free_port()
         while metrics_port == port:
@@ -218,6 +225,7 @@ class ServerFactory:
             config_path=config_path,
             log_path=log_path,
             process=proc,
+            tls=tls,
         )
         self.servers.append(server)
         self._wait_up(server, startup_timeout)
@@ -235,7 +243,8 @@ class ServerFactory:
                     f"(config {server.config_path}); output:\n{server.output()}"
                 )
             try:
-                with urllib.request.urlopen(f"{server.http_url}/up", timeout=1) as resp:
+                up = f"{server.http_url}/up"
+                with urllib.request.urlopen(up, timeout=1, context=server.tls) as resp:
                     if resp.status == 200:
                         return
                     last_error = f"GET /up answered {resp.status}"
@@ -277,28 +286,46 @@ def require_node() -> str:
     return node
 
 
-def run_node(script: str, params: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+def run_node(
+    script: str, params: dict[str, Any], timeout: float = 60.0, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``node tests/node/<script> '<json params>'`` and return the JSON object it printed.
 
-    The result gets ``returncode`` and ``stderr`` added. Raises :class:`InteropError` when the
-    script times out or prints no JSON object on its last stdout line.
+    ``env`` is added to the script's environment. The result gets ``returncode`` and
+    ``stderr`` added. Raises :class:`InteropError` when the script times out or prints no JSON
+    object on its last stdout line.
     """
-    node = require_node()
+    return node_result(start_node(script, params, env), timeout)
+
+
+def start_node(
+    script: str, params: dict[str, Any], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``node tests/node/<script> '<json params>'``; :func:`node_result` ends it."""
+    return subprocess.Popen(
+        [require_node(), script, json.dumps(params)],
+        cwd=NODE_DIR,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def node_result(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> dict[str, Any]:
+    """Wait (bounded) for a script of :func:`start_node` and return the JSON object it printed
+    (see :func:`run_node`); on timeout the script is killed (by PID)."""
+    script = proc.args[1] if isinstance(proc.args, list) else proc.args
     try:
-        proc = subprocess.run(
-            [node, script, json.dumps(params)],
-            cwd=NODE_DIR,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as e:  # subprocess.run kills the child on timeout
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
         raise InteropError(
-            f"node {script} did not finish within {timeout} s; stdout:\n{_text(e.stdout)}\n"
-            f"stderr:\n{_text(e.stderr)}"
-        ) from e
-    stdout, stderr = _text(proc.stdout), _text(proc.stderr)
+            f"node {script} did not finish within {timeout} s; stdout:\n{_text(out)}\n"
+            f"stderr:\n{_text(err)}"
+        ) from None
+    stdout, stderr = _text(out), _text(err)
     lines = [line for line in stdout.splitlines() if line.strip()]
     try:
         result = json.loads(lines[-1])

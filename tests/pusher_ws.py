@@ -75,12 +75,14 @@ class PusherWs:
     @classmethod
     async def open(cls, target: Any, key: str, secret: str | None = None, *,
                    origin: str | None = None, query: str = QUERY,
-                   max_size: int | None = 16 * 1024 * 1024) -> PusherWs:
-        """Open the socket without reading anything (for admission tests)."""
+                   max_size: int | None = 16 * 1024 * 1024,
+                   compression: str | None = None) -> PusherWs:
+        """Open the socket without reading anything (for admission tests); with
+        ``compression="deflate"`` it offers permessage-deflate."""
         ws = await connect(
             f"{ws_base(target)}/app/{key}{query}",
             origin=origin,  # type: ignore[arg-type]
-            compression=None,
+            compression=compression,
             proxy=None,
             open_timeout=DEFAULT_TIMEOUT,
             ping_interval=None,

@@ -3,20 +3,31 @@
 ASGI does not pass control frames to the application, so the uvicorn protocol is extended:
 when a Ping or Pong frame arrives, the ``Connection`` stored in the ASGI scope (under
 ``SCOPE_KEY``) is marked active, exactly as a ``pusher:ping`` would.
+
+The same class carries the permessage-deflate offer answer (``deflate``, set by
+``ws.compression.websocket_protocol`` from ``websocket.compression``), so uvicorn's own
+``ws_per_message_deflate`` (on by default, with fixed parameters) plays no part.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
 SCOPE_KEY = "sockudo_py.connection"
 
 
 class ActivityAwareWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets (sans-I/O) protocol, marking the connection active on control
-    frames."""
+    frames and negotiating permessage-deflate only as ``deflate`` says."""
+
+    deflate: ClassVar[ServerPerMessageDeflateFactory | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.available_extensions = [self.deflate] if self.deflate is not None else []
 
     def _mark_active(self) -> None:
         scope: dict[str, Any] | None = getattr(self, "scope", None)
