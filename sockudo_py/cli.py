@@ -10,7 +10,8 @@ import sys
 from . import __version__
 from .apps_cli import add_apps_command, run_apps_command
 from .cli_support import OneLineParser
-from .config import Config, load_config
+from .config import Config, load_config, parse_bool
+from .logs import FORMATS, LEVELS, LogSettings, configure
 from .webhooks_cli import add_webhooks_command, run_webhooks_command
 
 
@@ -24,6 +25,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", help="address to bind (overrides config and HOST)")
     parser.add_argument("--port", type=int, help="port to bind (overrides config and PORT)")
     parser.add_argument("--debug", action="store_true", help="verbose logging")
+    parser.add_argument(
+        "--log-format", choices=FORMATS, help="log lines as text or JSON (LOG_OUTPUT_FORMAT)"
+    )
+    parser.add_argument(
+        "--log-level", choices=LEVELS, help="the least severe level logged (LOG_LEVEL)"
+    )
     parser.add_argument("--version", action="version", version=f"sockudo-py {__version__}")
     commands = parser.add_subparsers(
         dest="command",
@@ -47,18 +54,39 @@ def build_config(args: argparse.Namespace) -> Config:
     return config.model_copy(update=overrides)
 
 
+def log_settings(
+    args: argparse.Namespace, config: Config | None = None, *, debug: bool = False
+) -> LogSettings:
+    """The log settings of the command line, the environment and ``config``."""
+    logging_config = config.logging if config is not None else None
+    return LogSettings.resolve(
+        os.environ,
+        log_format=args.log_format,
+        log_level=args.log_level,
+        debug=config.debug if config is not None else debug,
+        colors=logging_config.colors_enabled if logging_config is not None else True,
+        include_target=logging_config.include_target if logging_config is not None else True,
+    )
+
+
+def _env_debug() -> bool:
+    try:
+        return any(parse_bool(os.environ.get(name) or "false") for name in ("DEBUG", "DEBUG_MODE"))
+    except ValueError:
+        return False  # load_config names the variable
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.command == "apps":
         raise SystemExit(run_apps_command(args))
     if args.command == "webhooks":
         raise SystemExit(run_webhooks_command(args))
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        # the environment's settings first, so the config's own warnings come out formatted
+        configure(log_settings(args, debug=args.debug or _env_debug()))
         config = build_config(args)
+        configure(log_settings(args, config))
     except (ValueError, OSError) as exc:
         print(f"sockudo-py: configuration error:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -258,7 +258,7 @@ class App(BaseModel):
 
     id: str
     key: str
-    secret: str
+    secret: str = Field(repr=False)  # an App in a log line never shows it
     enabled: bool = True
     max_connections: int = 0
     enable_client_messages: bool = False

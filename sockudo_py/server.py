@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
+import os
 import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -32,11 +35,45 @@ from .webhooks.delivery import WebhookDelivery
 from .webhooks.dispatcher import WebhookDispatcher
 from .ws import PusherEndpoint, PusherHandler
 from .ws.compression import websocket_protocol
+from .ws.endpoint import SHUTTING_DOWN
+from .ws.origins import admits_any, origins_regex
 
 log = logging.getLogger("sockudo_py.server")
 
 UNBOUNDED_ATTEMPTS = 1_000_000
 """The queue's attempt bound for webhook jobs: their own retry window ends them first."""
+
+# Graceful shutdown: each phase may use this share of the time left until the deadline.
+SOCKETS_SHARE = 0.4  # open sockets take their 4200 close (the node still listens)
+LEAVE_SECONDS = 1.0  # at most, for the cluster's bye to go out
+REQUESTS_SHARE = 0.5  # HTTP requests in flight finish (the listeners are closed)
+WEBHOOKS_SHARE = 0.4  # held and batched webhooks are queued (dispatcher.stop)
+DELIVERIES_SHARE = 0.6  # running deliveries finish; the rest stay queued
+DRIVER_SHARE = 0.5  # each driver closes (adapter, app manager, rate limiter, cache)
+MIN_HARD_STOP = 1.0
+"""The process exits at ``shutdown_grace_period`` after the signal at the latest, whatever
+is still running; with a period under this many seconds, at this many seconds."""
+
+
+class Deadline:
+    """When a graceful shutdown must be over: its phases share the time left."""
+
+    def __init__(self, seconds: float, margin: float = 0.0) -> None:
+        self.started = time.monotonic()
+        self.at = self.started + max(0.0, seconds - margin)
+
+    def left(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def share(self, fraction: float) -> float:
+        """``fraction`` of the time left."""
+        return self.left() * fraction
+
+    @classmethod
+    def for_grace(cls, grace: float) -> Deadline:
+        """The phases' deadline for ``shutdown_grace_period`` ``grace``: a little before it,
+        leaving the process time to exit."""
+        return cls(grace, margin=min(0.5, 0.15 * grace))
 
 
 @dataclass
@@ -55,6 +92,8 @@ class Node:
     queue: Queue | None = None
     webhooks: WebhookDispatcher | None = None
     delivery: WebhookDelivery | None = None
+    deadline: Deadline | None = field(default=None, init=False)
+    """Set when the node begins to drain (see :meth:`begin_drain`)."""
 
     @classmethod
     def build(cls, config: Config) -> Node:
@@ -113,11 +152,17 @@ class Node:
             yield
         finally:
             timers.cancel()
-            await self._stop_webhooks(consumer)
-            await self.adapter.stop()
-            await self.app_manager.stop()
-            await self.rate_limiter.stop()
-            await self.cache.stop()
+            deadline = self.deadline or Deadline.for_grace(self.config.shutdown_grace_period)
+            await self._stop_webhooks(consumer, deadline)
+            drivers: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+                ("adapter", self.adapter.stop),
+                ("app manager", self.app_manager.stop),
+                ("rate limiter", self.rate_limiter.stop),
+                ("cache", self.cache.stop),
+            ]
+            for name, stop in drivers:
+                await _within(deadline.share(DRIVER_SHARE), stop(), f"stopping the {name}")
+            log.info("stopped, %.2fs after the shutdown began", time.monotonic() - deadline.started)
 
     @staticmethod
     async def _deliver_webhooks(queue: Queue, delivery: WebhookDelivery) -> None:
@@ -139,43 +184,115 @@ class Node:
             QUEUE_NAME, delivery, concurrency=queue.concurrency, max_attempts=UNBOUNDED_ATTEMPTS
         )
 
-    async def _stop_webhooks(self, consumer: asyncio.Task[None] | None) -> None:
-        """Queue what the dispatcher holds and let running deliveries finish, each within
-        half of ``shutdown_grace_period``; what is left stays queued (a durable queue's next
-        consumer sends it)."""
-        budget = self.config.shutdown_grace_period / 2
+    async def _stop_webhooks(self, consumer: asyncio.Task[None] | None, deadline: Deadline) -> None:
+        """Queue what the dispatcher holds, then let running deliveries finish (at most
+        ``queue.reliability.shutdown_timeout_ms``), each within its share of the time left;
+        what is left stays queued (a durable queue's next consumer sends it)."""
         if self.webhooks is not None:
-            await self.webhooks.stop(timeout=budget)
+            await self.webhooks.stop(timeout=deadline.share(WEBHOOKS_SHARE))
         if self.queue is not None:
-            await self.queue.stop(
-                timeout=min(budget, self.queue.reliability.shutdown_timeout_ms / 1000)
-            )
+            share = deadline.share(DELIVERIES_SHARE)
+            running = min(share, self.queue.reliability.shutdown_timeout_ms / 1000)
+            # (the outer bound covers releasing the unfinished jobs and closing)
+            await _within(share, self.queue.stop(timeout=running), "stopping the webhook queue")
         if consumer is not None:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
         if self.delivery is not None:
-            await self.delivery.close()
+            await _within(deadline.share(DRIVER_SHARE), self.delivery.close(), "webhook senders")
 
-    async def drain(self) -> None:
-        """Refuse new sockets, close open ones with 4200 and give them a moment to flush."""
-        await self.endpoint.close_all(ErrorCode.RECONNECT, "Server is shutting down")
-        for _ in range(20):
-            if not self.endpoint.connections:
-                break
-            await asyncio.sleep(0.05)
+    # --- graceful shutdown ---------------------------------------------------------------
+
+    def begin_drain(self) -> Deadline:
+        """Start draining now (idempotent; safe in a signal handler: no I/O, no await):
+        ``/up`` answers 503 ``DRAINING``, WebSocket upgrades are refused with HTTP 503, and
+        the process will exit within ``shutdown_grace_period`` whatever happens."""
+        if self.deadline is None:
+            grace = self.config.shutdown_grace_period
+            self.deadline = Deadline.for_grace(grace)
+            self.endpoint.accepting = False
+            self.http_api.draining = True
+            watchdog = threading.Timer(max(grace, MIN_HARD_STOP), self._hard_stop)
+            watchdog.daemon = True
+            watchdog.start()
+        return self.deadline
+
+    def _hard_stop(self) -> None:
+        """The end of ``shutdown_grace_period``: exit now (a thread's timer). The line is
+        written from yet another thread, waited for briefly: a blocked stderr must not keep
+        the process alive."""
+        say = threading.Thread(
+            target=log.error,
+            args=(
+                "shutdown_grace_period (%gs) is over with the shutdown unfinished: exiting "
+                "now; unsent webhooks stay in a durable queue",
+                self.config.shutdown_grace_period,
+            ),
+            daemon=True,
+        )
+        say.start()
+        say.join(0.2)
+        os._exit(1)
+
+    async def close_sockets(self, give_up: Callable[[], bool] = lambda: False) -> None:
+        """Phase 1 of the drain, the node still listening: every open socket gets
+        ``pusher:error`` 4200 and a 4200 close (pusher-js reconnects at once, to another
+        node), within ``SOCKETS_SHARE`` of the time left; a socket whose peer does not take
+        its close by then is dropped (at once when ``give_up()`` turns true: a second
+        Ctrl-C). Returns once every socket has left its channels."""
+        deadline = self.begin_drain()
+        endpoint = self.endpoint
+        log.info(
+            "draining: closing %d socket(s) with 4200, refusing upgrades, /up says DRAINING; "
+            "exit within %gs",
+            len(endpoint.connections),
+            self.config.shutdown_grace_period,
+        )
+        endpoint.close_all(ErrorCode.RECONNECT, SHUTTING_DOWN)
+        until = time.monotonic() + deadline.share(SOCKETS_SHARE)
+        while endpoint.connections and time.monotonic() < until and not give_up():
+            await asyncio.sleep(0.02)
+        if endpoint.connections:
+            log.warning(
+                "draining: %d socket(s) did not take their close in time: dropped",
+                len(endpoint.connections),
+            )
+            endpoint.kill_all(ErrorCode.RECONNECT, SHUTTING_DOWN)
+            until = max(until, time.monotonic() + min(0.2, deadline.left()))
+        while endpoint.busy and time.monotonic() < until:
+            await asyncio.sleep(0.02)
+
+    async def leave_cluster(self) -> None:
+        """Tell the other nodes (their clients see this node's members leave at once)."""
+        deadline = self.begin_drain()
+        await _within(
+            deadline.left(),
+            self.adapter.leave(timeout=min(LEAVE_SECONDS, deadline.left())),
+            "leaving the cluster",
+        )
+
+
+async def _within(seconds: float, work: Awaitable[None], what: str) -> None:
+    """Await ``work`` for at most ``seconds`` (a shutdown step); a timeout or failure is
+    logged, not raised, so the next steps still run."""
+    try:
+        await asyncio.wait_for(work, max(seconds, 0.001))
+    except TimeoutError:
+        log.warning("shutdown: %s took longer than %.2fs: left behind", what, seconds)
+    except Exception:
+        log.exception("shutdown: %s failed", what)
 
 
 def cors_middleware(cors: CorsConfig) -> Middleware:
-    """Starlette's CORS middleware from the ``cors`` section (``*``/``any`` admit every
-    origin, without credentials; ``https://*.example.com`` admits its subdomains)."""
-    if any(origin in ("*", "any") for origin in cors.origin):
+    """Starlette's CORS middleware from the ``cors`` section, matching origins as the apps'
+    ``allowed_origins`` do (``sockudo_py.ws.origins``): ``*``/``any`` admit every origin,
+    without credentials; ``https://*.example.com`` admits its subdomains, ``example.com``
+    its every scheme."""
+    if admits_any(cors.origin):
         origins, pattern, credentials = ["*"], None, False
     else:
-        origins = [o for o in cors.origin if "*" not in o]
-        wildcards = [re.escape(o).replace(r"\*", "[^/]+") for o in cors.origin if "*" in o]
-        pattern = "|".join(wildcards) or None
-        credentials = cors.credentials
+        origins, pattern, credentials = [], origins_regex(cors.origin), cors.credentials
     return Middleware(
         CORSMiddleware,
         allow_origins=origins,
@@ -187,7 +304,11 @@ def cors_middleware(cors: CorsConfig) -> Middleware:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, but our sockets get 4200 before uvicorn closes them with 1012."""
+    """uvicorn with the node's graceful drain (README, "Stopping and rolling"): at the signal
+    the node begins to drain; then, sharing one deadline, its sockets are closed with 4200
+    while it still listens, the cluster is told, the listeners close and requests in flight
+    finish (as uvicorn's own ``shutdown``, bounded), and the lifespan stops the webhooks and
+    drivers."""
 
     def __init__(self, config: uvicorn.Config, node: Node) -> None:
         super().__init__(config)
@@ -206,18 +327,41 @@ class _Server(uvicorn.Server):
                 raise SystemExit(2) from None
         await super().startup(sockets)
         if redirect is not None:
-            self.servers.append(redirect)  # uvicorn's shutdown closes it with the main listener
+            self.servers.append(redirect)  # closed with the main listener at shutdown
 
-    async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
-        await self.node.drain()
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.node.begin_drain()  # /up and upgrades say so at once, not at the next tick
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        node = self.node
+        deadline = node.begin_drain()
+        await node.close_sockets(give_up=lambda: self.force_exit)
+        await node.leave_cluster()
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
         stalled = None
         if self.config.is_ssl:  # TLS peers that never answer close_notify must not hold us
             stalled = asyncio.create_task(abort_stalled_closes(self.server_state.connections))
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        share = deadline.share(REQUESTS_SHARE)
         try:
-            await super().shutdown(sockets)  # type: ignore[arg-type]
+            await asyncio.wait_for(self._wait_tasks_to_complete(), share)
+        except TimeoutError:
+            tasks = self.server_state.tasks
+            log.warning(
+                "shutdown: %d request(s) unfinished after %.2fs: cancelled", len(tasks), share
+            )
+            for task in tasks:
+                task.cancel()
         finally:
             if stalled is not None:
                 stalled.cancel()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
 
 def run(node: Node) -> None:
@@ -232,13 +376,18 @@ def run(node: Node) -> None:
         ws_max_size=config.websocket_max_payload_kb * 1024,
         ws_ping_interval=None,
         ws_ping_timeout=None,
-        log_level="debug" if config.debug else "warning",
+        log_config=None,  # uvicorn's records go through the root handler (sockudo_py.logs)
+        # INFO with debug: access lines and upgrades; uvicorn's DEBUG dumps every frame and
+        # header (channel auth, cookies) and is never switched on
+        log_level="info" if config.debug else "warning",
         access_log=config.debug,
         lifespan="on",
         # the socket peer stays the peer: X-Forwarded-For is read by the rate limits only,
         # as far as rate_limiter.*.trust_hops says (uvicorn would trust it from 127.0.0.1)
         proxy_headers=False,
-        timeout_graceful_shutdown=max(1, int(config.shutdown_grace_period)),
         **uvicorn_tls_options(config.ssl),
     )
-    _Server(uv_config, node).run()
+    try:
+        _Server(uv_config, node).run()
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it drained for
+        raise SystemExit(130) from None

@@ -6,22 +6,26 @@
   :meth:`ServerFactory.close`.
 * :func:`run_node` runs a script of ``tests/node`` with one JSON argument, bounded by a
   timeout, and returns the JSON object it printed (:func:`start_node` and
-  :func:`node_result` are its two halves, for a script that runs while the test acts).
+  :func:`node_result` are its two halves, for a script that runs while the test acts);
+  :class:`NodeProcess` runs one alongside the test, reading its progress lines as they come.
 
 Fixtures using these live in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -58,7 +62,7 @@ _SERVER_ENV_NAMES = {
     "METRICS_ENABLED",
     "METRICS_PORT",
 }
-_SERVER_ENV_PREFIXES = ("SOCKUDO_", "DATABASE_", "NATS_")
+_SERVER_ENV_PREFIXES = ("SOCKUDO_", "DATABASE_", "NATS_", "LOG_")
 
 
 class InteropError(RuntimeError):
@@ -339,6 +343,78 @@ def node_result(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> dict[st
     result["returncode"] = proc.returncode
     result["stderr"] = stderr
     return result
+
+
+class NodeProcess:
+    """A script of ``tests/node`` running alongside the test (``run_node`` waits for the end
+    instead): :meth:`line` reads the JSON lines it prints as it goes, :meth:`send` writes a
+    line to its stdin, :meth:`result` waits for its last line. Blocking, bounded calls (wrap
+    them in ``asyncio.to_thread`` in async tests); :meth:`close` kills it if still running."""
+
+    def __init__(self, script: str, params: dict[str, Any]) -> None:
+        self.script = script
+        self.proc = subprocess.Popen(
+            [require_node(), script, json.dumps(params)],
+            cwd=NODE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._pump_stderr, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for text in self.proc.stdout:
+            self._lines.put(text)
+        self._lines.put(None)
+
+    def _pump_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        self._stderr.extend(self.proc.stderr)
+
+    def line(self, timeout: float) -> dict[str, Any]:
+        """The next JSON object the script prints (non-JSON lines are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                text = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise InteropError(f"node {self.script}: no line within {timeout} s") from None
+            if text is None:
+                raise InteropError(
+                    f"node {self.script} exited ({self.proc.wait()}) early; stderr:\n"
+                    + "".join(self._stderr)
+                )
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.write(text + "\n")
+            self.proc.stdin.flush()
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        """The script's last JSON line, once it exited (with ``returncode`` added)."""
+        result = self.line(timeout)
+        with contextlib.suppress(InteropError):
+            while True:  # the last object printed wins
+                result = self.line(0.5)
+        result["returncode"] = self.proc.wait(timeout=5)
+        return result
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
 
 
 def describe_failure(result: dict[str, Any], server: RunningServer | None = None) -> str:

@@ -96,8 +96,16 @@ class Adapter(ABC):
     async def start(self) -> None:
         """Connect to the broker, if any. Called once before the server accepts traffic."""
 
+    async def leave(self, timeout: float = 1.0) -> None:
+        """Tell the other nodes this one is going (graceful shutdown), waiting at most
+        ``timeout`` seconds for the word to go out: they drop its sockets, members and
+        channels at once and stop asking it. Its own changes are no longer replicated nor
+        reported to the listener (the others report what its leaving changed), while
+        broadcasts and queries keep working until :meth:`stop`. Called at most once, before
+        ``stop``; a no-op for one node."""
+
     async def stop(self) -> None:
-        """Leave the cluster and release connections."""
+        """Leave the cluster (if :meth:`leave` was not called) and release connections."""
 
     @property
     def degraded(self) -> bool:

@@ -21,7 +21,9 @@ How the nodes agree, in short (the README has the long form):
   request/response with a timeout; an answer that misses a node says so (``Answer``).
 * **Dead nodes leave.** With ``cluster_health`` on, nodes send heartbeats; a node silent
   for ``node_timeout_ms`` is dropped and its members leave with ``member_removed``. A node
-  that stops gracefully says ``bye`` and is dropped at once.
+  that stops gracefully says ``bye`` and is dropped at once; after its ``bye`` it only
+  publishes broadcasts, queries and terminations (what HTTP requests still running need),
+  never its state again, so nobody re-learns it.
 * **The broker may go away.** The node keeps serving its own sockets, reports itself
   degraded, queues what it has to publish (bounded) and reconnects with back-off; on
   reconnecting it announces itself again before publishing the queue.
@@ -56,6 +58,8 @@ MAX_OUTBOX = 100_000
 PUBLISH_BATCH = 512
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 10.0
 STOP_FLUSH_SECONDS = 1.0
+AFTER_LEAVING = frozenset({"b", "q", "term", "bye"})
+"""What a node that said ``bye`` still publishes: broadcasts, its own queries, terminations."""
 
 
 @dataclass(slots=True)
@@ -138,6 +142,7 @@ class HorizontalAdapter(LocalAdapter):
         self._last_error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._left = False
         self._introducing = False
         self._departed: dict[str, str] = {}  # dropped node -> its epoch (a return is news)
         self._publishing = False
@@ -163,12 +168,18 @@ class HorizontalAdapter(LocalAdapter):
                 "adapter %s: %s; serving local sockets and retrying", self.transport.name, reason
             )
 
-    async def stop(self) -> None:
-        self._stopping = True
+    async def leave(self, timeout: float = STOP_FLUSH_SECONDS) -> None:
+        if self._left:
+            return
+        self._left = True
         if self._up.is_set():
             self._send(None, "bye")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained(), STOP_FLUSH_SECONDS)
+                await asyncio.wait_for(self._drained(), timeout)
+
+    async def stop(self) -> None:
+        await self.leave()
+        self._stopping = True
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -235,6 +246,9 @@ class HorizontalAdapter(LocalAdapter):
         our queued messages reach it) and no new one has for ``discovery_idle``. At most
         ``discovery_max`` when we knew of nobody, else up to the node timeout. Only then may
         the queued messages go out."""
+        if self._left:  # back after a broker outage while leaving: say bye again
+            await self.transport.publish([(None, self._message("bye"))])
+            return
         started = time.monotonic()
         for peer in self.peers.values():
             peer.last_seen = started  # the broker was away, not they
@@ -259,7 +273,10 @@ class HorizontalAdapter(LocalAdapter):
         return orjson.dumps(message)
 
     def _send(self, target: Target, kind: str, **fields: Any) -> None:
-        """Queue a message for the broker, in order, without waiting."""
+        """Queue a message for the broker, in order, without waiting (after ``bye``, only
+        the kinds of ``AFTER_LEAVING``)."""
+        if self._left and kind not in AFTER_LEAVING:
+            return
         self._outbox.append((target, self._message(kind, **fields)))
         if len(self._outbox) > MAX_OUTBOX:
             self._outbox.popleft()
@@ -582,6 +599,8 @@ class HorizontalAdapter(LocalAdapter):
             return False
         if not self.peers:
             return True
+        if self._left:
+            return False  # the others report what this node's leaving changes
         key = f"\0{app_id}\0{channel}".encode()
 
         def score(node_id: str) -> bytes:

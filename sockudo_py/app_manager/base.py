@@ -7,9 +7,20 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
+from pydantic import ValidationError
+
 from ..config import App
 
 log = logging.getLogger("sockudo_py.app_manager")
+
+
+def invalid_app_reason(exc: ValidationError, root: str = "item") -> str:
+    """Why a stored app is not a valid ``App``, as ``field: reason; ...``: never the values
+    (pydantic's own text shows them, the secret among them)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or root}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    )
 
 
 class AppManagerUnavailable(Exception):

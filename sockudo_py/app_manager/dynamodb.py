@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from ..config import App, DynamoDbConfig
-from .base import AppManager, AppManagerUnavailable
+from .base import AppManager, AppManagerUnavailable, invalid_app_reason
 
 try:
     import aioboto3
@@ -176,10 +176,7 @@ def item_to_app(item: Mapping[str, Any]) -> App:
     try:
         return App.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidItem(problems) from exc
+        raise InvalidItem(invalid_app_reason(exc)) from exc
 
 
 def _valid_key_value(value: str) -> bool:

@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from ..config import App, SqlConnection
-from .base import AppManager, AppManagerUnavailable
+from .base import AppManager, AppManagerUnavailable, invalid_app_reason
 
 try:
     import aiomysql
@@ -427,7 +427,10 @@ class MySqlAppManager(AppManager):
                     data[self._column_field[column]] = value
             return App.model_validate(data)
         except (ValidationError, ValueError, TypeError) as exc:
-            reason = str(exc).replace("\n", "; ")
+            if isinstance(exc, ValidationError):
+                reason = invalid_app_reason(exc, "row")
+            else:
+                reason = str(exc).replace("\n", "; ")
             note = f"{app_id!r}: {reason}"
             if note not in self._warned:
                 if len(self._warned) > 1000:

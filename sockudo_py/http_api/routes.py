@@ -44,6 +44,7 @@ class HttpApi:
         self.adapter = adapter
         self.cache = cache
         self.body_limit = int(config.http_api.request_limit_in_mb * 1024 * 1024)
+        self.draining = False  # set when the node begins its graceful shutdown
 
     def routes(self) -> list[Route]:
         limited = self.limits.limited  # the per-IP API limit and the rate headers
@@ -212,15 +213,18 @@ class HttpApi:
     # --- health -------------------------------------------------------------------------
 
     async def up(self, request: Request) -> Response:
-        status = "DEGRADED" if self.adapter.degraded else "OK"
-        return PlainTextResponse(status, headers={"X-Health-Check": status})
+        if self.draining:
+            return _health("DRAINING", 503)
+        return _health("DEGRADED" if self.adapter.degraded else "OK")
 
     async def up_app(self, request: Request) -> Response:
+        if self.draining:
+            return _health("DRAINING", 503)
         app = await self.app_manager.find_by_id(request.path_params["app_id"])
         if app is None:
-            return PlainTextResponse("NOT_FOUND", 404, headers={"X-Health-Check": "NOT_FOUND"})
+            return _health("NOT_FOUND", 404)
         if not app.enabled:
-            return PlainTextResponse("ERROR", 503, headers={"X-Health-Check": "ERROR"})
+            return _health("ERROR", 503)
         return await self.up(request)
 
     async def usage(self, request: Request) -> Response:
@@ -242,6 +246,11 @@ def cluster_response(body: dict[str, Any], answers: list[Answer[Any]]) -> JSONRe
     worst = max(partial, key=lambda answer: answer.missing)
     body["partial"] = True
     return JSONResponse(body, headers={PARTIAL_HEADER: f"{worst.missing}/{worst.nodes}"})
+
+
+def _health(status: str, code: int = 200) -> Response:
+    """A health answer: ``status`` as the body and in ``X-Health-Check``."""
+    return PlainTextResponse(status, code, headers={"X-Health-Check": status})
 
 
 def _is_presence(channel: str) -> bool:

@@ -13,6 +13,7 @@ import orjson
 from .. import __version__
 from ..app_manager import AppManager, AppManagerUnavailable
 from ..config import Webhook, WebhookRetry, WebhooksConfig
+from ..outage import redact_url
 from ..protocol.signatures import sign_webhook
 from ..queue import Job, Reject, Retry
 from .failure import DeliveryFailed
@@ -84,7 +85,7 @@ class WebhookDelivery:
             else:
                 raise Reject("the webhook has neither a url nor a lambda function")
         except DeliveryFailed as failure:
-            target = webhook.url or "lambda"
+            target = redact_url(webhook.url) if webhook.url else "lambda"
             log.warning(
                 "webhook of app %s to %s failed (attempt %d): %s",
                 app_id, target, job.attempts, failure.reason,

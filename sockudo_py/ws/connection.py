@@ -24,6 +24,34 @@ log = logging.getLogger("sockudo_py.ws")
 
 AsgiSend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
+QUIET_CODES = frozenset({ErrorCode.RECONNECT})
+"""Close codes logged at DEBUG only: 4200 is every socket's goodbye when the node stops."""
+
+
+def log_connection_error(
+    logger: logging.Logger,
+    what: str,
+    app_id: str | None,
+    socket_id: str,
+    code: int,
+    reason: str,
+    *,
+    quiet: bool = False,
+) -> None:
+    """The one log line of a connection error (a refused upgrade, a close the server starts,
+    a protocol error) with the app, the socket and the code as structured fields: INFO, or
+    DEBUG when ``quiet`` or for the ``QUIET_CODES`` (what every socket gets at a drain)."""
+    level = logging.DEBUG if quiet or code in QUIET_CODES else logging.INFO
+    if logger.isEnabledFor(level):
+        logger.log(
+            level,
+            "%s: %d %s",
+            what,
+            code,
+            reason,
+            extra={"app_id": app_id, "socket_id": socket_id, "code": int(code)},
+        )
+
 
 class Connection:
     """A connected socket of ``app``.
@@ -54,6 +82,7 @@ class Connection:
         "max_bytes",
         "max_messages",
         "on_abort",
+        "on_kill",
         "ping_sent_at",
         "socket_id",
         "user_data",
@@ -92,6 +121,7 @@ class Connection:
         self._events_window = 0.0
         self._events_count = 0
         self.on_abort: Callable[[], None] | None = None
+        self.on_kill: Callable[[], None] | None = None
 
     @property
     def closing(self) -> bool:
@@ -116,9 +146,11 @@ class Connection:
         self._wake.set()
 
     def close(self, code: int, reason: str) -> None:
+        """Close with ``code`` once what is queued is sent (the server closes: logged)."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
             self._wake.set()
+            log_connection_error(log, "closing socket", self.app.id, self.socket_id, code, reason)
 
     def abort(self, code: int, reason: str) -> None:
         """Close at once, dropping whatever is still queued, and let the endpoint forget the
@@ -127,7 +159,6 @@ class Connection:
             return
         self._queue.clear()
         self._queued_bytes = 0
-        log.info("closing %s: %s", self.socket_id, reason)
         self.close(code, reason)
         if self.on_abort is not None:
             self.on_abort()
@@ -183,6 +214,14 @@ class Connection:
             if self.close_code is None:
                 self.close_code = 1006
             return
+
+    def kill(self) -> None:
+        """Drop the TCP connection now, whatever is still unsent (a peer that does not read
+        would otherwise hold it), and let the endpoint forget the socket."""
+        if self.on_kill is not None:
+            self.on_kill()
+        if self.on_abort is not None:
+            self.on_abort()
 
     async def stop_writer(self) -> None:
         """Cancel the writer (the socket is gone) and wait for it."""

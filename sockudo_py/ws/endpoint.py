@@ -17,14 +17,25 @@ from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
 from ..rate_limiter import NoRateLimiter, RateLimiter, client_ip
-from .activity import SCOPE_KEY
-from .connection import AsgiSend, Connection
+from .activity import ABORT_KEY, SCOPE_KEY
+from .connection import AsgiSend, Connection, log_connection_error
 from .handler import PusherHandler
 from .origins import origin_allowed
 
 log = logging.getLogger("sockudo_py.ws")
 
 Scope = MutableMapping[str, Any]
+
+SHUTTING_DOWN = "Server is shutting down"
+DENIAL_EXTENSION = "websocket.http.response"
+"""The ASGI extension that lets the app answer an upgrade with an HTTP response."""
+PROTOCOL_ERRORS = {
+    1002: "protocol error",
+    1003: "unsupported data",
+    1007: "invalid frame payload data",
+    1009: "message too big",
+}
+"""Close codes of the WebSocket layer's own protocol errors (logged)."""
 
 
 def new_socket_id() -> str:
@@ -56,23 +67,30 @@ class PusherEndpoint:
         self.adapter = adapter
         self.handler = handler
         self.connections: dict[str, Connection] = {}
+        self.leaving = 0  # sockets gone from ``connections``, still leaving their channels
         self.accepting = True
 
     async def __call__(self, scope: Scope, receive: Any, send: AsgiSend) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
+        socket_id = new_socket_id()
+        if not self.accepting and DENIAL_EXTENSION in scope.get("extensions", {}):
+            await self._deny(send, socket_id)
+            return
         await send({"type": "websocket.accept"})
         app, refusal = await self._admit(scope)
         if refusal is not None:
             code, message = refusal
-            self.metrics.connection_refused(app.id if app is not None else "", code)
+            app_id = app.id if app is not None else None
+            log_connection_error(log, "connection refused", app_id, socket_id, code, message)
+            self.metrics.connection_refused(app_id or "", code)
             await send({"type": "websocket.send", "text": frames.error(code, message)})
             await send({"type": "websocket.close", "code": code, "reason": message})
             return
         assert app is not None
         ws = self.config.websocket
         conn = Connection(
-            new_socket_id(),
+            socket_id,
             app,
             send,
             ws.max_messages,
@@ -86,6 +104,7 @@ class PusherEndpoint:
                 task.cancel()
 
             conn.on_abort = on_abort
+        conn.on_kill = scope.get(ABORT_KEY)
         self.connections[conn.socket_id] = conn
         scope[SCOPE_KEY] = conn
         conn.start()
@@ -99,7 +118,11 @@ class PusherEndpoint:
         finally:
             self.connections.pop(conn.socket_id, None)
             self.metrics.connection_closed(app.id)
-            await self.handler.disconnected(conn)
+            self.leaving += 1
+            try:
+                await self.handler.disconnected(conn)
+            finally:
+                self.leaving -= 1
             if conn.close_code is None or conn.close_code == 1006:
                 await conn.stop_writer()
 
@@ -117,13 +140,42 @@ class PusherEndpoint:
                 await handle(conn, text if text is not None else message.get("bytes") or b"")
             elif kind == "websocket.disconnect":
                 if conn.close_code is None:
+                    code = message.get("code", 1006)
+                    if code in PROTOCOL_ERRORS:  # the WebSocket layer closed it
+                        log_connection_error(
+                            log, "socket closed", conn.app.id, conn.socket_id, code,
+                            PROTOCOL_ERRORS[code],
+                        )  # fmt: skip
                     conn.close_code = 1006
                 return
 
+    async def _deny(self, send: AsgiSend, socket_id: str) -> None:
+        """Refuse the upgrade with HTTP 503 (the node is draining), as Sockudo does."""
+        log_connection_error(
+            log, "upgrade refused", None, socket_id, 503, SHUTTING_DOWN, quiet=True
+        )
+        self.metrics.connection_refused("", ErrorCode.RECONNECT)
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 503,
+                "headers": [(b"content-type", b"text/plain"), (b"retry-after", b"1")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": SHUTTING_DOWN.encode()})
+
     async def _admit(self, scope: Scope) -> tuple[App | None, tuple[int, str] | None]:
         """The app of the key in the path, and the refusal (code, message) if any."""
+        app, refusal = await self._check(scope)
+        if refusal is None and not self.accepting:
+            # the node began draining during the lookups (checked last: nothing awaits from
+            # here until the socket is in ``connections``, which ``close_all`` closes)
+            refusal = ErrorCode.RECONNECT, SHUTTING_DOWN
+        return app, refusal
+
+    async def _check(self, scope: Scope) -> tuple[App | None, tuple[int, str] | None]:
         if not self.accepting:
-            return None, (ErrorCode.RECONNECT, "Server is shutting down")
+            return None, (ErrorCode.RECONNECT, SHUTTING_DOWN)
         if self.config.rate_limiter.enabled:
             refusal = await self._connect_limit(scope)
             if refusal is not None:
@@ -203,11 +255,24 @@ class PusherEndpoint:
             await asyncio.sleep(interval)
             self.sweep(time.monotonic())
 
-    async def close_all(self, code: int, reason: str) -> None:
-        """Refuse new sockets and close every open one (graceful shutdown)."""
+    @property
+    def busy(self) -> bool:
+        """Sockets are open, or still leaving their channels."""
+        return bool(self.connections) or self.leaving > 0
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Refuse new sockets and close every open one: ``pusher:error`` with ``code``, then
+        the close frame, once what is queued before them is sent (graceful shutdown)."""
         self.accepting = False
         for conn in list(self.connections.values()):
             conn.fail(code, reason)
+
+    def kill_all(self, code: int, reason: str) -> None:
+        """Drop every socket still open at once, unsent frames and all (the end of a drain:
+        peers that did not take their close in time)."""
+        for conn in list(self.connections.values()):
+            conn.close(code, reason)
+            conn.kill()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
