@@ -11,6 +11,7 @@
 * :func:`start_redis_server` does the same for one plain server (e.g. to kill Redis under a
   driver and bring it back on the same port).
 * ``redis_cluster`` is the session fixture (registered in ``tests/conftest.py``).
+* :func:`delete_keys` removes a test's keys (by prefix) from the shared Redis on 6379.
 * Config fragments can hold the markers :data:`REDIS_CLUSTER_NODES` (``[{host, port}, ...]``,
   for ``database.redis.cluster.nodes``) and :data:`REDIS_CLUSTER_SEEDS` (``["host:port", ...]``,
   for ``adapter.cluster.nodes``); ``fragments.resolve`` (alias ``resolve_fragment``) replaces
@@ -295,3 +296,20 @@ def redis_cluster() -> Iterator[RedisCluster]:
 REDIS_CLUSTER_NODES: Any = Marker("REDIS_CLUSTER_NODES", "redis_cluster", lambda c: list(c.nodes))
 REDIS_CLUSTER_SEEDS: Any = Marker("REDIS_CLUSTER_SEEDS", "redis_cluster", lambda c: list(c.seeds))
 resolve_fragment = resolve  # fills these (and any other marker) from the session fixtures
+
+
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+"""The Redis the test command runs (or found) on loopback."""
+
+
+async def delete_keys(prefix: str, url: str = LOCAL_REDIS) -> None:
+    """Delete every key starting with ``prefix`` (a test's unique prefix) at ``url``."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

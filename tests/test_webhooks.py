@@ -23,7 +23,7 @@ import pusher
 import pytest
 from interop_server import RunningServer, ServerFactory, free_port
 from pusher_ws import PusherWs, close_all, publish
-from redis_cluster import start_redis_server
+from redis_cluster import delete_keys, start_redis_server
 from webhook_receiver import Received, WebhookReceiver
 
 ALL_EVENTS = [
@@ -296,15 +296,9 @@ def run_cli(config_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
-    import redis.asyncio as redis
-
     prefix = f"test_webhooks_{uuid.uuid4().hex[:8]}:"
     yield prefix
-    client = redis.Redis()
-    keys = [key async for key in client.scan_iter(f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_keys(prefix)
 
 
 async def test_a_down_endpoint_is_dead_lettered_then_replayed(

@@ -36,7 +36,7 @@ import pytest
 import redis.asyncio as aioredis
 from interop_server import InteropError, RunningServer, ServerFactory, deep_merge
 from pusher_ws import PusherWs, api, close_all
-from redis_cluster import REDIS_CLUSTER_SEEDS, resolve_fragment
+from redis_cluster import REDIS_CLUSTER_SEEDS, delete_keys, resolve_fragment
 from webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.timeout(60)
@@ -228,16 +228,6 @@ def cluster(
             servers = [s for f in running.factories for s in f.servers]
             list(pool.map(lambda s: s.stop(timeout=3), servers))
         asyncio.run(delete_keys(queue_prefix))
-
-
-async def delete_keys(prefix: str) -> None:
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from interop_server import DEFAULT_APP, RunningServer, ServerFactory
 from moto_lambda import boto_client, create_function, lambda_backend, record_lambda_invocations
 from moto_server import MOTO_CREDENTIALS, MotoServer
 from pusher_ws import PusherWs, api, close_all
+from redis_cluster import delete_keys
 from webhook_receiver import Received, WebhookReceiver
 
 pytestmark = pytest.mark.timeout(60)
@@ -104,13 +105,7 @@ async def redis_prefix() -> AsyncIterator[str]:
     """A unique queue prefix; its keys are deleted afterwards."""
     prefix = f"test-webhooks-{uuid.uuid4().hex[:10]}:"
     yield prefix
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_keys(prefix)
 
 
 async def redis_queue_sizes(prefix: str) -> dict[str, int]:
