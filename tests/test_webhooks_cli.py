@@ -35,7 +35,7 @@ from sockudo_py.config import Webhook, load_config
 from sockudo_py.queue import Job, Queue, Reject, create_queue
 from sockudo_py.webhooks import QUEUE_NAME
 
-pytestmark = pytest.mark.timeout(40)
+pytestmark = pytest.mark.timeout(120)  # the SQS case runs ~8 CLI processes on a loaded machine
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WIDTH = 200
