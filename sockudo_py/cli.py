@@ -11,6 +11,7 @@ from . import __version__
 from .apps_cli import add_apps_command, run_apps_command
 from .cli_support import OneLineParser
 from .config import Config, load_config
+from .config_cli import add_config_command, run_config_command
 from .webhooks_cli import add_webhooks_command, run_webhooks_command
 
 
@@ -34,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_apps_command(commands)
     add_webhooks_command(commands)
+    add_config_command(commands)
     return parser.parse_args(argv)
 
 
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(run_apps_command(args))
     if args.command == "webhooks":
         raise SystemExit(run_webhooks_command(args))
+    if args.command == "config":
+        raise SystemExit(run_config_command(args))
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
