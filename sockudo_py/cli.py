@@ -11,6 +11,7 @@ from . import __version__
 from .apps_cli import add_apps_command, run_apps_command
 from .cli_support import OneLineParser
 from .config import Config, load_config, parse_bool
+from .config_cli import add_config_command, run_config_command
 from .logs import FORMATS, LEVELS, LogSettings, configure
 from .webhooks_cli import add_webhooks_command, run_webhooks_command
 
@@ -41,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_apps_command(commands)
     add_webhooks_command(commands)
+    add_config_command(commands)
     return parser.parse_args(argv)
 
 
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(run_apps_command(args))
     if args.command == "webhooks":
         raise SystemExit(run_webhooks_command(args))
+    if args.command == "config":
+        raise SystemExit(run_config_command(args))
     try:
         # the environment's settings first, so the config's own warnings come out formatted
         configure(log_settings(args, debug=args.debug or _env_debug()))

@@ -8,6 +8,8 @@ variables) and runs the command's coroutine under ``--timeout``. A failure the c
 is a :class:`CommandError` (its message, its exit code); any other failure of the coroutine
 becomes ``ACTION failed: <reason>`` (exit 1). Every error is one line
 ``sockudo-py NAME: error: <message>`` on stderr, usage errors included (:class:`OneLineParser`).
+``sockudo-py config`` talks to no store: it registers with ``timeout=False`` and runs on its
+own (see ``config_cli``).
 
 Exit codes: ``EXIT_FAILED`` (1) the store is unreachable or refuses what was asked;
 ``EXIT_USAGE`` (2) bad usage, configuration or values.
@@ -47,10 +49,10 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _common_options(noun: str) -> argparse.ArgumentParser:
-    """``--config`` / ``--debug`` / ``--timeout`` (in a group "``noun`` options"), accepted
-    after the command and after its action too. Their default is SUPPRESS so a value given
-    before the command is kept."""
+def _common_options(noun: str, timeout: bool = True) -> argparse.ArgumentParser:
+    """``--config`` / ``--debug`` / ``--timeout`` (in a group "``noun`` options"; no
+    ``--timeout`` unless ``timeout``), accepted after the command and after its action too.
+    Their default is SUPPRESS so a value given before the command is kept."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group(f"{noun} options")
     group.add_argument(
@@ -59,6 +61,8 @@ def _common_options(noun: str) -> argparse.ArgumentParser:
     group.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logging"
     )
+    if not timeout:
+        return common
     group.add_argument(
         "--timeout",
         type=float,
@@ -70,14 +74,15 @@ def _common_options(noun: str) -> argparse.ArgumentParser:
 
 
 def add_command(
-    commands: Any, name: str, noun: str, **kwargs: Any
+    commands: Any, name: str, noun: str, *, timeout: bool = True, **kwargs: Any
 ) -> tuple[Any, argparse.ArgumentParser]:
     """Register the command ``name`` on ``commands`` (the ``add_subparsers`` action of the
     main parser), with ``kwargs`` (``help``, ``description``, ...) and the common options,
-    whose help speaks of the ``noun`` ("store", "queue"). Returns the ``add_subparsers``
-    action for its actions (parsed into ``args.<name>_action``) and the common options, the
-    parent to give each action's parser."""
-    common = _common_options(noun)
+    whose help speaks of the ``noun`` ("store", "queue"; ``timeout=False`` for a command that
+    talks to no store: no ``--timeout``). Returns the ``add_subparsers`` action for its
+    actions (parsed into ``args.<name>_action``) and the common options, the parent to give
+    each action's parser."""
+    common = _common_options(noun, timeout)
     command = commands.add_parser(name, parents=[common], **kwargs)
     actions = command.add_subparsers(
         dest=f"{name}_action", metavar="ACTION", required=True, parser_class=OneLineParser

@@ -1414,6 +1414,21 @@ def apply_default_app_env(
     _record(sources, _APPS_PATH, "env SOCKUDO_DEFAULT_APP_*")
 
 
+def env_names() -> frozenset[str]:
+    """Every environment variable ``load_config`` reads by name (``${VAR}`` substitutions in
+    the file aside): ``ENV_OVERRIDES`` and the default-app bootstrap."""
+    return frozenset(
+        {var.name for var in ENV_OVERRIDES}
+        | set(DEFAULT_APP_ENV)
+        | {f"SOCKUDO_DEFAULT_APP_{field}" for field in (*_CREDENTIALS, "ENABLED")}
+        | {
+            "SOCKUDO_ENABLE_CLIENT_MESSAGES",
+            "SOCKUDO_SKIP_INLINE_APPS",
+            "APP_MANAGER_REGISTER_INLINE_APPS",
+        }
+    )
+
+
 def _record(sources: dict[str, str] | None, path: str, source: str) -> None:
     if sources is not None:
         sources[path] = source
