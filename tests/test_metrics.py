@@ -13,6 +13,7 @@ prometheus-client's parser: every counter moves by exactly what the traffic acco
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -29,6 +30,8 @@ from pusher_ws import PusherWs, api, close_all, data_of
 from test_cluster_failures import adapter_config, broker, until_health
 from test_lifecycle import stalled_subscriber
 from webhook_receiver import WebhookReceiver
+
+from sockudo_py.metrics import Metrics
 
 P = "sockudo_"
 APP = {"app_id", "port"}
@@ -464,3 +467,44 @@ async def test_two_nodes_count_requests_and_the_reconnect(
     assert after[0].label_sets(reconnects) == {frozenset({"driver"})}
     assert after[1].value(reconnects) == 0
     assert after[0].value(f"{P}adapter_degraded") == 0
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def exported_names() -> set[str]:
+    """Every name a node's /metrics has (the cluster gauges included)."""
+    metrics = Metrics("sockudo_", 6001)
+    metrics.watch_cluster(lambda: 1, lambda: 0, lambda: 0)
+    return set(Scrape(metrics.render().decode()).types)
+
+
+def test_the_readme_lists_every_metric() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("\n## Metrics\n") :]
+    section = section[: section.index("\n## ", 1)]
+    missing = {name for name in exported_names() if f"`{name}`" not in section}
+    assert not missing, missing
+
+
+def test_the_grafana_dashboard_uses_what_the_server_exports() -> None:
+    """deploy/grafana/sockudo-py.json: valid JSON, every panel on the ``DS_PROMETHEUS``
+    datasource variable, an ``app_id`` variable, and only metric names /metrics has."""
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "sockudo-py.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+    assert variables["DS_PROMETHEUS"]["query"] == "prometheus"
+    assert variables["app_id"]["type"] == "query"
+    exported = exported_names()
+    used = set()
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"]
+            used |= set(re.findall(r"\b(?:sockudo|process)_\w+", target["expr"]))
+    unknown = {name for name in used if re.sub(r"_(bucket|count|sum)$", "", name) not in exported}
+    assert not unknown, unknown
+    ours = {name for name in exported if name.startswith("sockudo_")}
+    assert ours - {re.sub(r"_bucket$", "", name) for name in used} == set()
