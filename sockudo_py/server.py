@@ -102,6 +102,7 @@ class Node:
         app_manager = create_app_manager(config, cache)
         adapter = create_adapter(config)
         metrics = Metrics(config.metrics.prometheus.prefix, config.port)
+        adapter.observe(metrics)
         metrics.watch_cluster(
             lambda: adapter.node_count,
             lambda: float(adapter.degraded),
@@ -112,7 +113,7 @@ class Node:
         webhooks = delivery = None
         if queue is not None:
             webhooks = WebhookDispatcher(app_manager, queue, config.webhooks, view=adapter)
-            delivery = WebhookDelivery(app_manager, config.webhooks)
+            delivery = WebhookDelivery(app_manager, config.webhooks, metrics)
             adapter.listen(webhooks)
         handler = PusherHandler(adapter, cache, webhooks)
         endpoint = PusherEndpoint(config, app_manager, adapter, handler, metrics, rate_limiter)

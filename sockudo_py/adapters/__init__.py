@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..config import Config, RedisNode
-from .base import Adapter, Answer, JoinResult
+from .base import Adapter, AdapterObserver, Answer, JoinResult
 
-__all__ = ["Adapter", "Answer", "JoinResult", "create_adapter"]
+__all__ = ["Adapter", "AdapterObserver", "Answer", "JoinResult", "create_adapter"]
 
 
 def create_adapter(config: Config) -> Adapter:

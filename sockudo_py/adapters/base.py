@@ -59,6 +59,71 @@ class ChannelListener(Protocol):
     def member_removed(self, app_id: str, channel: str, user_id: str) -> None: ...
 
 
+class AdapterObserver(Protocol):
+    """Receives what an adapter does, for metrics. Calls are synchronous, cheap and never
+    raise; the default observer ignores everything.
+
+    ``delivered``: ``frame`` was queued on ``count`` (> 0) local sockets of ``channel`` in
+    one fan-out (a broadcast, local or from another node, or a presence notice); ``started``
+    is the ``time.monotonic()`` at which a broadcast entered the server (None when unknown).
+    ``subscribed`` / ``unsubscribed``: a local socket joined (left) ``channel``, ``first``
+    (``last``) when it is the channel's only local socket. The cluster adapters also report
+    requests to other nodes: ``request_sent`` when one is published, ``response_received``
+    for each answer to it, ``request_done`` when it ends (``seconds`` it took, None if it
+    was never sent because the broker is down; ``complete`` when every node answered),
+    ``request_received`` for each request of another node, and ``reconnected`` when the
+    connection to the broker is back after it was lost.
+    """
+
+    def delivered(
+        self, app_id: str, channel: str, frame: str, count: int, started: float | None
+    ) -> None: ...
+
+    def subscribed(self, app_id: str, channel: str, first: bool) -> None: ...
+
+    def unsubscribed(self, app_id: str, channel: str, last: bool) -> None: ...
+
+    def request_sent(self, app_id: str) -> None: ...
+
+    def request_received(self, app_id: str) -> None: ...
+
+    def response_received(self, app_id: str) -> None: ...
+
+    def request_done(self, app_id: str, seconds: float | None, complete: bool) -> None: ...
+
+    def reconnected(self, driver: str) -> None: ...
+
+
+class _Unobserved:
+    """The default ``AdapterObserver``: nothing is reported."""
+
+    def delivered(
+        self, app_id: str, channel: str, frame: str, count: int, started: float | None
+    ) -> None:
+        pass
+
+    def subscribed(self, app_id: str, channel: str, first: bool) -> None:
+        pass
+
+    def unsubscribed(self, app_id: str, channel: str, last: bool) -> None:
+        pass
+
+    def request_sent(self, app_id: str) -> None:
+        pass
+
+    def request_received(self, app_id: str) -> None:
+        pass
+
+    def response_received(self, app_id: str) -> None:
+        pass
+
+    def request_done(self, app_id: str, seconds: float | None, complete: bool) -> None:
+        pass
+
+    def reconnected(self, driver: str) -> None:
+        pass
+
+
 class Adapter(ABC):
     """Delivery and membership for every app on this node and, for cluster drivers, across
     nodes.
@@ -77,10 +142,15 @@ class Adapter(ABC):
     def __init__(self) -> None:
         self._namespaces: dict[str, Namespace] = {}
         self.listener: ChannelListener | None = None
+        self.observer: AdapterObserver = _Unobserved()
 
     def listen(self, listener: ChannelListener) -> None:
         """Report channel transitions to ``listener`` from now on."""
         self.listener = listener
+
+    def observe(self, observer: AdapterObserver) -> None:
+        """Report deliveries, subscriptions and cluster requests to ``observer`` (metrics)."""
+        self.observer = observer
 
     def namespace(self, app_id: str) -> Namespace:
         """This node's registry for ``app_id`` (created on first use)."""
@@ -153,9 +223,12 @@ class Adapter(ABC):
 
     @abstractmethod
     async def broadcast(
-        self, app_id: str, channel: str, frame: str, except_socket_id: str | None = None
-    ) -> None:
-        """Deliver an encoded frame to every subscriber of ``channel`` on every node."""
+        self, app_id: str, channel: str, frame: str, except_socket_id: str | None = None,
+        started: float | None = None,
+    ) -> None:  # fmt: skip
+        """Deliver an encoded frame to every subscriber of ``channel`` on every node.
+        ``started``: the ``time.monotonic()`` at which the event entered the server, for
+        the observer's broadcast latency."""
 
     @abstractmethod
     async def terminate_user_connections(self, app_id: str, user_id: str) -> None:

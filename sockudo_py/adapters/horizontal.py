@@ -85,6 +85,7 @@ class Peer:
 
 @dataclass(slots=True)
 class _Query:
+    app_id: str
     expected: set[str]
     answers: dict[str, Any] = field(default_factory=dict)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -217,6 +218,7 @@ class HorizontalAdapter(LocalAdapter):
                 self._wake.set()
                 if delay > RECONNECT_MIN:
                     log.warning("adapter %s: connected to the broker again", self.transport.name)
+                    self.observer.reconnected(self.transport.name)
                 delay = RECONNECT_MIN
                 await reader
             except asyncio.CancelledError:
@@ -460,11 +462,12 @@ class HorizontalAdapter(LocalAdapter):
                 peer.broadcast_seen = message["o"]
             ns = self._namespaces.get(message["a"])
             if ns is not None:
-                ns.deliver(message["c"], message["f"], message.get("x"))
+                self._deliver(ns, message["c"], message["f"], message.get("x"))
             return
         if kind == "r":
             query = self._queries.get(message["id"])
             if query is not None:
+                self.observer.response_received(query.app_id)
                 query.answers[sender] = message["v"]
                 query.settle()
             return
@@ -612,9 +615,10 @@ class HorizontalAdapter(LocalAdapter):
     # --- delivery ------------------------------------------------------------------------------
 
     async def broadcast(
-        self, app_id: str, channel: str, frame: str, except_socket_id: str | None = None
-    ) -> None:
-        await super().broadcast(app_id, channel, frame, except_socket_id)
+        self, app_id: str, channel: str, frame: str, except_socket_id: str | None = None,
+        started: float | None = None,
+    ) -> None:  # fmt: skip
+        await super().broadcast(app_id, channel, frame, except_socket_id, started)
         self._broadcasts += 1
         self._send(None, "b", o=self._broadcasts, a=app_id, c=channel, f=frame, x=except_socket_id)
 
@@ -635,6 +639,7 @@ class HorizontalAdapter(LocalAdapter):
             value = self._local_subscription_count(app_id, message["c"])
         else:
             return
+        self.observer.request_received(app_id)
         self._send(asker, "r", id=message["id"], v=value)
 
     async def _ask(
@@ -646,16 +651,20 @@ class HorizontalAdapter(LocalAdapter):
         if not expected:
             return [], nodes, 0
         if not self._up.is_set():
+            self.observer.request_done(app_id, None, False)
             return [], nodes, len(expected)
         query_id = f"{self.node_id}:{next(self._query_ids)}"
-        query = self._queries[query_id] = _Query(expected)
+        query = self._queries[query_id] = _Query(app_id, expected)
         self._send(None, "q", id=query_id, a=app_id, k=what, c=channel)
+        self.observer.request_sent(app_id)
+        started = time.monotonic()
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(query.done.wait(), self.request_timeout)
         finally:
             del self._queries[query_id]
         missing = len(query.expected - query.answers.keys())
+        self.observer.request_done(app_id, time.monotonic() - started, not missing)
         if missing:
             log.warning(
                 "adapter %s: %d of %d nodes did not answer a %s query",

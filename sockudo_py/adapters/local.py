@@ -43,8 +43,11 @@ class LocalAdapter(Adapter):
     ) -> JoinResult:
         ns = self.namespace(app_id)
         new = ns.join(channel, socket)
-        if new and ns.subscription_count(channel) == 1:
-            self._locally_occupied(ns, channel, True)
+        if new:
+            first = ns.subscription_count(channel) == 1
+            self.observer.subscribed(app_id, channel, first)
+            if first:
+                self._locally_occupied(ns, channel, True)
         if member is None:
             return JoinResult(new)
         if new:
@@ -57,7 +60,9 @@ class LocalAdapter(Adapter):
             return False
         if socket.socket_id in ns.presence.get(channel, ()):
             self._local_member_left(ns, channel, socket.socket_id)
-        if not ns.subscription_count(channel):
+        last = not ns.subscription_count(channel)
+        self.observer.unsubscribed(app_id, channel, last)
+        if last:
             self._locally_occupied(ns, channel, False)
         return True
 
@@ -79,7 +84,7 @@ class LocalAdapter(Adapter):
         """Record a member; tell this node's subscribers if its user is new to the channel."""
         if not ns.add_member(channel, socket_id, member):
             return False
-        ns.deliver(channel, frames.member_added(channel, member), socket_id)
+        self._deliver(ns, channel, frames.member_added(channel, member), socket_id)
         if self.listener is not None and self._reports(ns.app_id, channel):
             self.listener.member_added(ns.app_id, channel, member.key)
         return True
@@ -89,7 +94,7 @@ class LocalAdapter(Adapter):
         gone = ns.remove_member(channel, socket_id)
         if gone is None:
             return False
-        ns.deliver(channel, frames.member_removed(channel, gone))
+        self._deliver(ns, channel, frames.member_removed(channel, gone))
         if self.listener is not None and self._reports(ns.app_id, channel):
             self.listener.member_removed(ns.app_id, channel, gone.key)
         return True
@@ -123,11 +128,22 @@ class LocalAdapter(Adapter):
     # --- delivery ----------------------------------------------------------------------
 
     async def broadcast(
-        self, app_id: str, channel: str, frame: str, except_socket_id: str | None = None
-    ) -> None:
+        self, app_id: str, channel: str, frame: str, except_socket_id: str | None = None,
+        started: float | None = None,
+    ) -> None:  # fmt: skip
         ns = self._namespaces.get(app_id)
         if ns is not None:
-            ns.deliver(channel, frame, except_socket_id)
+            self._deliver(ns, channel, frame, except_socket_id, started)
+
+    def _deliver(
+        self, ns: Namespace, channel: str, frame: str, except_socket_id: str | None = None,
+        started: float | None = None,
+    ) -> None:  # fmt: skip
+        """Queue ``frame`` on this node's sockets of ``channel`` (but one) and report the
+        fan-out, once, to the observer."""
+        count = ns.deliver(channel, frame, except_socket_id)
+        if count:
+            self.observer.delivered(ns.app_id, channel, frame, count, started)
 
     async def terminate_user_connections(self, app_id: str, user_id: str) -> None:
         self._terminate_local(app_id, user_id)

@@ -9,13 +9,22 @@ from ..protocol.frames import PresenceMember
 
 
 class Socket(Protocol):
-    """What the registry needs of a connection: its id, its user and a non-blocking send."""
+    """What the registry needs of a connection: its id, its user and a non-blocking send.
+
+    ``push`` is the fan-out's send: the caller counts what it delivered once for all
+    sockets (metrics); ``send`` is for a frame meant for this socket alone, and the socket
+    counts it itself.
+    """
 
     socket_id: str
     user_id: str | None
 
     def send(self, frame: str) -> None:
         """Queue ``frame`` for delivery; never blocks, never raises."""
+
+    def push(self, frame: str) -> bool:
+        """Queue ``frame`` as part of a fan-out, uncounted; False if it was not queued (the
+        socket is closing, or its buffer is full). Never blocks, never raises."""
 
     def close(self, code: int, reason: str) -> None:
         """Flush what is queued, then close with ``code``."""
@@ -197,14 +206,14 @@ class Namespace:
         return result
 
     def deliver(self, channel: str, frame: str, except_socket_id: str | None = None) -> int:
-        """Queue ``frame`` on every local socket of ``channel`` but one; returns how many."""
+        """Queue ``frame`` on every local socket of ``channel`` but one; returns on how many
+        it was queued."""
         sockets = self.channels.get(channel)
         if not sockets:
             return 0
         count = 0
         for socket_id, socket in sockets.items():
-            if socket_id != except_socket_id:
-                socket.send(frame)
+            if socket_id != except_socket_id and socket.push(frame):
                 count += 1
         return count
 

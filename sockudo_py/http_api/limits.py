@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..config import App, Config
+from ..metrics import Metrics
 from ..rate_limiter import Decision, RateLimiter, client_ip
 from .errors import ApiError
 
@@ -51,12 +52,14 @@ def _tightest(decisions: list[Decision]) -> Decision:
 class ApiLimits:
     """The limits of one node's HTTP API over its rate limiter. The per-app limits apply
     whenever an app sets them (as in soketi); ``rate_limiter.enabled`` switches the per-IP
-    limit. Rate headers are added to the answers of routes where a limit was counted."""
+    limit. Rate headers are added to the answers of routes where a limit was counted.
+    Every check is counted in ``metrics`` (per-IP ones under the app id ``global``)."""
 
-    def __init__(self, config: Config, limiter: RateLimiter) -> None:
+    def __init__(self, config: Config, limiter: RateLimiter, metrics: Metrics) -> None:
         self.enabled = config.rate_limiter.enabled
         self.per_ip = config.rate_limiter.api_rate_limit
         self.limiter = limiter
+        self.metrics = metrics
 
     def limited(self, handler: Handler) -> Handler:
         """``handler`` behind the per-IP limit, with the rate headers added to its answer
@@ -84,6 +87,7 @@ class ApiLimits:
         decision = await self.limiter.hit(
             f"{limit.identifier}:{ip}", limit.max_requests, limit.window_seconds
         )
+        self.metrics.rate_limit("global", "api_rate_limit", "http_api", decision.allowed)
         decisions.append(decision)
         if not decision.allowed:
             raise rate_limited(
@@ -97,7 +101,7 @@ class ApiLimits:
         limit = app.max_backend_events_per_second
         if limit is not None:
             await self._per_app(
-                request, f"app:{app.id}:backend_events", limit, points,
+                request, app.id, "backend_events", limit, points,
                 f"App {app.id} may publish at most {limit} events per second (one per channel)",
             )  # fmt: skip
 
@@ -106,14 +110,17 @@ class ApiLimits:
         limit = app.max_read_requests_per_second
         if limit is not None:
             await self._per_app(
-                request, f"app:{app.id}:read_requests", limit, 1,
+                request, app.id, "read_requests", limit, 1,
                 f"App {app.id} may make at most {limit} read requests per second",
             )  # fmt: skip
 
     async def _per_app(
-        self, request: Request, key: str, limit: int, cost: int, message: str
+        self, request: Request, app_id: str, kind: str, limit: int, cost: int, message: str
     ) -> None:
-        decision = await self.limiter.hit(key, limit, APP_WINDOW_SECONDS, cost)
+        """Count ``cost`` against the app's ``max_<kind>_per_second`` (key
+        ``app:<id>:<kind>``)."""
+        decision = await self.limiter.hit(f"app:{app_id}:{kind}", limit, APP_WINDOW_SECONDS, cost)
+        self.metrics.rate_limit(app_id, f"max_{kind}_per_second", "http_api", decision.allowed)
         decisions: list[Decision] | None = getattr(request.state, "rate_decisions", None)
         if decisions is not None:
             decisions.append(decision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -21,7 +22,7 @@ from ..rate_limiter import NoRateLimiter, RateLimiter
 from .auth import authenticate, read_body
 from .errors import ApiError, bad_request
 from .events import Event, parse_event, parse_info
-from .limits import ApiLimits
+from .limits import ApiLimits, Handler
 from .usage import memory_usage
 
 
@@ -38,7 +39,9 @@ class HttpApi:
         rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
-        self.limits = ApiLimits(config, NoRateLimiter() if rate_limiter is None else rate_limiter)
+        self.limits = ApiLimits(
+            config, NoRateLimiter() if rate_limiter is None else rate_limiter, metrics
+        )
         self.metrics = metrics
         self.app_manager = app_manager
         self.adapter = adapter
@@ -47,7 +50,10 @@ class HttpApi:
         self.draining = False  # set when the node begins its graceful shutdown
 
     def routes(self) -> list[Route]:
-        limited = self.limits.limited  # the per-IP API limit and the rate headers
+        def limited(handler: Handler) -> Handler:
+            # the per-IP API limit and the rate headers, inside the call's metrics
+            return self._measured(self.limits.limited(handler))
+
         return [
             Route("/apps/{app_id}/events", limited(self.events), methods=["POST"]),
             Route("/apps/{app_id}/batch_events", limited(self.batch_events), methods=["POST"]),
@@ -69,10 +75,23 @@ class HttpApi:
             Route("/usage", self.usage, methods=["GET"]),
         ]
 
+    def _measured(self, handler: Handler) -> Handler:
+        """``handler``, its call counted in the metrics of the app it authenticated as (its
+        body sizes in and out), whatever its answer."""
+
+        async def measured(request: Request) -> Response:
+            response = await handler(request)
+            app_id = getattr(request.state, "app_id", None)
+            if app_id is not None:
+                self.metrics.http_call(app_id, request.state.body_size, len(response.body))
+            return response
+
+        return measured
+
     async def _signed(self, request: Request) -> tuple[App, bytes]:
         body = await read_body(request, self.body_limit)
         app = await authenticate(request, self.app_manager, body)
-        self.metrics.http_call(app.id)
+        request.state.app_id, request.state.body_size = app.id, len(body)
         return app, body
 
     async def _json(self, request: Request) -> tuple[App, Any]:
@@ -85,10 +104,11 @@ class HttpApi:
     # --- publishing ---------------------------------------------------------------------
 
     async def events(self, request: Request) -> Response:
+        started = time.monotonic()
         app, body = await self._json(request)
         event = parse_event(body, app)
         await self.limits.backend_events(request, app, len(event.channels))
-        await self._publish(app, event)
+        await self._publish(app, event, started)
         if not event.info:
             return JSONResponse({})
         answers: list[Answer[int]] = []
@@ -96,6 +116,7 @@ class HttpApi:
         return cluster_response({"channels": info}, answers)
 
     async def batch_events(self, request: Request) -> Response:
+        started = time.monotonic()
         app, body = await self._json(request)
         batch = body.get("batch") if isinstance(body, dict) else None
         if not isinstance(batch, list):
@@ -107,7 +128,7 @@ class HttpApi:
         events = [parse_event(item, app) for item in batch]
         await self.limits.backend_events(request, app, sum(len(e.channels) for e in events))
         for event in events:
-            await self._publish(app, event)
+            await self._publish(app, event, started)
         if not any(event.info for event in events):
             return JSONResponse({})
         answers: list[Answer[int]] = []
@@ -117,13 +138,15 @@ class HttpApi:
             batch_info.append(info[event.channels[0]] if event.info else {})
         return cluster_response({"batch": batch_info}, answers)
 
-    async def _publish(self, app: App, event: Event) -> None:
+    async def _publish(self, app: App, event: Event, started: float) -> None:
+        """Broadcast ``event`` on each of its channels; ``started``: when the request came
+        in (``time.monotonic()``), for the broadcast latency."""
         ttl = self.config.channel_limits.cache_ttl
         for channel in event.channels:
             frame = frames.channel_event(event.name, channel, event.data)
             if channel_type(channel).is_cache:
                 await self.cache.set(channel_cache_key(app.id, channel), frame, ttl)
-            await self.adapter.broadcast(app.id, channel, frame, event.socket_id)
+            await self.adapter.broadcast(app.id, channel, frame, event.socket_id, started)
 
     async def _channels_info(
         self, app: App, event: Event, answers: list[Answer[int]]

@@ -1,5 +1,5 @@
 """Prometheus metrics, served on their own port (``metrics.port``, default 9601)."""
 
-from .prometheus import Metrics
+from .prometheus import AppMetrics, Metrics
 
-__all__ = ["Metrics"]
+__all__ = ["AppMetrics", "Metrics"]

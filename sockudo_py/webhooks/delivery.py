@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 import httpx
 import orjson
@@ -31,6 +31,18 @@ USER_AGENT = f"sockudo-py-webhooks/{__version__}"
 SIGNED_HEADERS = frozenset({"x-pusher-key", "x-pusher-signature"})
 
 
+class DeliveryObserver(Protocol):
+    """Receives the outcome of each delivery attempt (metrics): ``webhook_sent`` (2xx),
+    ``webhook_failed`` (``retryable`` or not), ``webhook_dead_lettered`` (the job goes to
+    the dead letters). Synchronous, cheap, never raises."""
+
+    def webhook_sent(self, app_id: str) -> None: ...
+
+    def webhook_failed(self, app_id: str, retryable: bool) -> None: ...
+
+    def webhook_dead_lettered(self, app_id: str) -> None: ...
+
+
 class WebhookDelivery:
     """Delivers one queued webhook job (``await delivery(job)``), as a queue handler.
 
@@ -45,12 +57,19 @@ class WebhookDelivery:
     window (``max_elapsed_time_ms`` from the job's first enqueue, 5 minutes) or
     ``max_attempts`` is spent; then, or at once for any other answer, or when retries are
     off, or the app no longer exists, it raises :class:`Reject` and the queue keeps the job
-    in its dead letters. An unreachable app store means try again later.
+    in its dead letters. An unreachable app store means try again later. Each outcome is
+    reported to ``observer``, if given.
     """
 
-    def __init__(self, app_manager: AppManager, config: WebhooksConfig) -> None:
+    def __init__(
+        self,
+        app_manager: AppManager,
+        config: WebhooksConfig,
+        observer: DeliveryObserver | None = None,
+    ) -> None:
         self.app_manager = app_manager
         self.config = config
+        self.observer = observer
         self._http: httpx.AsyncClient | None = None
         self._lambda: LambdaTarget | None = None
 
@@ -63,8 +82,18 @@ class WebhookDelivery:
             self._lambda = None
 
     async def __call__(self, job: Job) -> None:
+        app_id = str(job.payload.get("app_id"))
+        try:
+            await self._deliver(job, app_id)
+        except Reject:
+            if self.observer is not None:
+                self.observer.webhook_dead_lettered(app_id)
+            raise
+        if self.observer is not None:
+            self.observer.webhook_sent(app_id)
+
+    async def _deliver(self, job: Job, app_id: str) -> None:
         payload = job.payload
-        app_id = str(payload.get("app_id"))
         try:
             webhook = Webhook.model_validate(payload["target"])
             body = restamp(str(payload["body"]))
@@ -90,6 +119,8 @@ class WebhookDelivery:
                 "webhook of app %s to %s failed (attempt %d): %s",
                 app_id, target, job.attempts, failure.reason,
             )  # fmt: skip
+            if self.observer is not None:
+                self.observer.webhook_failed(app_id, failure.retryable)
             if not failure.retryable:
                 raise Reject(failure.reason) from None
             self._retry_or_give_up(job, policy, failure)

@@ -1,8 +1,10 @@
 """``Connection``: one WebSocket's state and its outbound buffer.
 
-Sending is synchronous and cheap: ``send`` appends the frame to a deque and wakes the
-connection's single writer task, which drains the deque into the socket. A socket whose
-buffer passes its limit is a slow consumer and is closed (4100).
+Sending is synchronous and cheap: ``send`` (a reply to this socket, counted in its app's
+metrics) and ``push`` (a broadcast's frame: the broadcast is counted once for every socket)
+append the frame to a deque and wake the connection's single writer task, which drains the
+deque into the socket. A socket whose buffer passes its limit is a slow consumer and is
+closed (4100).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..config import App
+from ..metrics import AppMetrics
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
 from ..protocol.frames import PresenceMember
@@ -81,6 +84,7 @@ class Connection:
         "last_activity",
         "max_bytes",
         "max_messages",
+        "metrics",
         "on_abort",
         "on_kill",
         "ping_sent_at",
@@ -98,9 +102,11 @@ class Connection:
         max_messages: int,
         max_bytes: int | None,
         drop_when_full: bool = False,
+        metrics: AppMetrics | None = None,
     ) -> None:
         self.socket_id = socket_id
         self.app = app
+        self.metrics = metrics
         self.user_id: str | None = None
         self.user_data: str | None = None
         self.watchlist: list[str] = []
@@ -131,19 +137,29 @@ class Connection:
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def send(self, frame: str) -> None:
+        """Queue a frame for this socket alone, counted in the app's metrics."""
+        if self.push(frame) and self.metrics is not None:
+            self.metrics.frame_sent(frame)
+
+    def push(self, frame: str) -> bool:
+        """Queue a frame of a broadcast (counted by the broadcast); False if it was not
+        queued."""
         if self.close_code is not None:
-            return
+            return False
         queue = self._queue
         if len(queue) >= self.max_messages or (
             self.max_bytes is not None and self._queued_bytes + len(frame) > self.max_bytes
         ):
             if self.drop_when_full:
-                return
+                return False
+            if self.metrics is not None:
+                self.metrics.slow_consumer()
             self.abort(ErrorCode.OVER_CAPACITY, "Slow consumer: send buffer full")
-            return
+            return False
         queue.append(frame)
         self._queued_bytes += len(frame)
         self._wake.set()
+        return True
 
     def close(self, code: int, reason: str) -> None:
         """Close with ``code`` once what is queued is sent (the server closes: logged)."""
@@ -178,7 +194,10 @@ class Connection:
         if now - self._events_window >= self.app.decay_seconds:
             self._events_window, self._events_count = now, 0
         self._events_count += 1
-        return self._events_count <= limit
+        allowed = self._events_count <= limit
+        if self.metrics is not None:
+            self.metrics.rate_limit("max_client_events_per_second", "websocket", allowed)
+        return allowed
 
     def error(self, code: int, message: str) -> None:
         self.send(frames.error(code, message))

@@ -96,6 +96,7 @@ class PusherEndpoint:
             ws.max_messages,
             ws.max_bytes,
             drop_when_full=not ws.disconnect_on_buffer_full,
+            metrics=self.metrics.app(app.id),
         )
         task = asyncio.current_task()
         if task is not None:
@@ -128,16 +129,17 @@ class PusherEndpoint:
 
     async def _read_loop(self, conn: Connection, receive: Any) -> None:
         handle = self.handler.handle
-        received = self.metrics.ws_messages_received.labels(conn.app.id, self.metrics.port)
+        metrics = self.metrics.app(conn.app.id)
         while True:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
                 if conn.closing:
                     continue
-                received.inc()
                 text = message.get("text")
-                await handle(conn, text if text is not None else message.get("bytes") or b"")
+                raw = text if text is not None else message.get("bytes") or b""
+                metrics.frame_received(raw)
+                await handle(conn, raw)
             elif kind == "websocket.disconnect":
                 if conn.close_code is None:
                     code = message.get("code", 1006)
@@ -221,6 +223,9 @@ class PusherEndpoint:
         decision = await self.rate_limiter.hit(
             f"{limit.identifier}:{ip}", limit.max_requests, limit.window_seconds
         )
+        self.metrics.rate_limit(
+            "global", "websocket_rate_limit", "websocket_upgrade", decision.allowed
+        )
         if decision.allowed:
             return None
         retry = max(1, math.ceil(decision.reset_after_seconds))
@@ -237,6 +242,7 @@ class PusherEndpoint:
                 continue
             if conn.ping_sent_at is not None:
                 if now - conn.ping_sent_at > self.config.websocket.pong_timeout:
+                    self.metrics.connection_error(conn.app.id, "pong_not_received")
                     conn.close(ErrorCode.PONG_NOT_RECEIVED, "Pong reply not received")
                     continue
             elif now - conn.last_activity > idle_after:
@@ -247,6 +253,7 @@ class PusherEndpoint:
                 and not conn.authenticated
                 and now - conn.connected_at > auth_after
             ):
+                self.metrics.connection_error(conn.app.id, "authentication_timeout")
                 conn.fail(ErrorCode.UNAUTHORIZED, "Connection not authorized within timeout.")
 
     async def run_timers(self) -> None:

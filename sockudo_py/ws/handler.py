@@ -253,6 +253,7 @@ class PusherHandler:
             channel,
             frames.channel_event(frame.event, channel, frame.data, user_id),
             conn.socket_id,
+            started=conn.last_activity,  # when the frame arrived
         )
         if self.webhooks is not None and wants(app, CLIENT_EVENT):
             user = member.key if member is not None else None

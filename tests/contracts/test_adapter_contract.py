@@ -27,6 +27,10 @@ class FakeSocket:
     def send(self, frame: str) -> None:
         self.events.append(("send", frame))
 
+    def push(self, frame: str) -> bool:
+        self.send(frame)
+        return True
+
     def close(self, code: int, reason: str) -> None:
         self.events.append(("close", code, reason))
 
