@@ -5,9 +5,8 @@
   client context given as ``tls``), and stops every server it started (by PID) on
   :meth:`ServerFactory.close`.
 * :func:`run_node` runs a script of ``tests/node`` with one JSON argument, bounded by a
-  timeout, and returns the JSON object it printed (:func:`start_node` and
-  :func:`node_result` are its two halves, for a script that runs while the test acts);
-  :class:`NodeProcess` runs one alongside the test, reading its progress lines as they come.
+  timeout, and returns the JSON object it printed; :class:`NodeProcess` runs one alongside
+  the test, reading its progress lines as they come.
 
 Fixtures using these live in ``tests/conftest.py``.
 """
@@ -297,52 +296,13 @@ def run_node(
 
     ``env`` is added to the script's environment. The result gets ``returncode`` and
     ``stderr`` added. Raises :class:`InteropError` when the script times out or prints no JSON
-    object on its last stdout line.
+    object before it exits.
     """
-    return node_result(start_node(script, params, env), timeout)
-
-
-def start_node(
-    script: str, params: dict[str, Any], env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """Start ``node tests/node/<script> '<json params>'``; :func:`node_result` ends it."""
-    return subprocess.Popen(
-        [require_node(), script, json.dumps(params)],
-        cwd=NODE_DIR,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def node_result(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> dict[str, Any]:
-    """Wait (bounded) for a script of :func:`start_node` and return the JSON object it printed
-    (see :func:`run_node`); on timeout the script is killed (by PID)."""
-    script = proc.args[1] if isinstance(proc.args, list) else proc.args
+    node = NodeProcess(script, params, env)
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        raise InteropError(
-            f"node {script} did not finish within {timeout} s; stdout:\n{_text(out)}\n"
-            f"stderr:\n{_text(err)}"
-        ) from None
-    stdout, stderr = _text(out), _text(err)
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    try:
-        result = json.loads(lines[-1])
-        if not isinstance(result, dict):
-            raise ValueError("not an object")
-    except (IndexError, ValueError) as e:
-        raise InteropError(
-            f"node {script} exited {proc.returncode} without a JSON result ({e}); "
-            f"stdout:\n{stdout}\nstderr:\n{stderr}"
-        ) from e
-    result["returncode"] = proc.returncode
-    result["stderr"] = stderr
-    return result
+        return node.result(timeout)
+    finally:
+        node.close()
 
 
 class NodeProcess:
@@ -351,7 +311,9 @@ class NodeProcess:
     line to its stdin, :meth:`result` waits for its last line. Blocking, bounded calls (wrap
     them in ``asyncio.to_thread`` in async tests); :meth:`close` kills it if still running."""
 
-    def __init__(self, script: str, params: dict[str, Any]) -> None:
+    def __init__(
+        self, script: str, params: dict[str, Any], env: dict[str, str] | None = None
+    ) -> None:
         self.script = script
         self.proc = subprocess.Popen(
             [require_node(), script, json.dumps(params)],
@@ -360,11 +322,13 @@ class NodeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr: list[str] = []
+        self._stderr_pump = threading.Thread(target=self._pump_stderr, daemon=True)
         threading.Thread(target=self._pump, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
+        self._stderr_pump.start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -409,6 +373,8 @@ class NodeProcess:
             while True:  # the last object printed wins
                 result = self.line(0.5)
         result["returncode"] = self.proc.wait(timeout=5)
+        self._stderr_pump.join(timeout=5)
+        result["stderr"] = "".join(self._stderr)
         return result
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from interop_server import RunningServer, ServerFactory, node_result, start_node
+from interop_server import NodeProcess, RunningServer, ServerFactory
 from pusher_ws import PusherWs, api, publish
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
@@ -108,11 +108,11 @@ def pusher_js(server: RunningServer, sockets: tuple[str, ...]) -> list[dict[str,
     params = {"host": server.host, "port": server.port, "key": APP["key"], "channel": channel,
               "events": 2}  # fmt: skip
     env = {"NODE_OPTIONS": "--experimental-websocket"}
-    procs = [start_node("subscriber.mjs", {**params, "socket": s}, env) for s in sockets]
+    procs = [NodeProcess("subscriber.mjs", {**params, "socket": s}, env) for s in sockets]
     try:
         asyncio.run(wait_and_publish(server, channel, len(sockets)))
     finally:
-        results = [node_result(proc, timeout=20) for proc in procs]
+        results = [proc.result(timeout=20) for proc in procs]
     return results
 
 

@@ -31,14 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from interop_server import (
-    HOST,
-    RunningServer,
-    ServerFactory,
-    free_port,
-    node_result,
-    start_node,
-)
+from interop_server import HOST, NodeProcess, RunningServer, ServerFactory, free_port
 from pusher.requests import RequestsBackend
 from websockets.asyncio.client import connect
 
@@ -210,7 +203,7 @@ def test_pusher_js_over_wss_receives_event_published_over_https(
     env = {"NODE_EXTRA_CA_CERTS": str(pki.ca), "NODE_OPTIONS": "--experimental-websocket"}
     params = {"host": tls_server.host, "port": tls_server.port, "key": tls_server.app["key"],
               "channel": channel, "tls": True}  # fmt: skip
-    procs = [start_node("subscriber.mjs", {**params, "socket": s}, env) for s in SOCKETS]
+    procs = [NodeProcess("subscriber.mjs", {**params, "socket": s}, env) for s in SOCKETS]
     client = sdk(tls_server, pki)
     try:
         deadline = time.monotonic() + 10
@@ -219,7 +212,7 @@ def test_pusher_js_over_wss_receives_event_published_over_https(
             time.sleep(0.1)
         assert client.trigger(channel, "payload", payload) == {}
     finally:
-        results = [node_result(proc, timeout=20) for proc in procs]
+        results = [proc.result(timeout=20) for proc in procs]
     digest = hashlib.sha256(payload.encode()).hexdigest()
     for result in results:
         assert result["ok"], result
