@@ -24,6 +24,7 @@ from pusher_ws import publish
 from websockets.asyncio.server import ServerConnection, serve
 
 from sockudo_py.client import (
+    CloseAction,
     ConnectionRefusedByServer,
     ConnectionState,
     Event,
@@ -33,6 +34,7 @@ from sockudo_py.client import (
     PusherClient,
     ReconnectPolicy,
     SubscriptionError,
+    close_action,
 )
 from sockudo_py.client.sync import SyncPusherClient
 from sockudo_py.protocol.signatures import sign_channel, sign_user
@@ -452,3 +454,29 @@ def test_sync_facade(server: RunningServer) -> None:
         asyncio.run(publish(server, server.app, "private-sync", "published", [1, 2]))
         assert received.get(timeout=WAIT).data == [1, 2]
     assert not listener.is_connected
+
+
+# --- pure parts ---------------------------------------------------------------------------
+
+
+def test_reconnect_policy_and_close_codes() -> None:
+    policy = ReconnectPolicy()
+    assert [policy.base_delay(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    assert policy.base_delay(10_000) == 30  # no overflow after many attempts
+    for n in range(8):
+        assert policy.base_delay(n) <= policy.delay(n) <= policy.base_delay(n) * 1.25
+    assert policy.allows(10_000)  # unlimited by default
+    assert not ReconnectPolicy(max_attempts=2).allows(2)
+    assert not ReconnectPolicy(enabled=False).allows(0)
+    assert [close_action(c) for c in (4001, 4099, 4100, 4199, 4200, 4299, 1006, None)] == [
+        CloseAction.STOP,
+        CloseAction.STOP,
+        CloseAction.BACKOFF,
+        CloseAction.BACKOFF,
+        CloseAction.IMMEDIATE,
+        CloseAction.IMMEDIATE,
+        CloseAction.BACKOFF,
+        CloseAction.BACKOFF,
+    ]
+    assert PusherClient("k", cluster="eu").url.startswith("wss://ws-eu.pusher.com:443/app/k?")
+    assert PusherClient("k", host="h", port=6001, tls=False).url.startswith("ws://h:6001/app/k?")

@@ -20,17 +20,10 @@ from websockets.protocol import State
 from ..protocol import frames
 from ..protocol.channels import ChannelKind, channel_type, validate_channel_name
 from ..protocol.errors import ErrorCode, ProtocolError
-from . import encryption
+from . import encryption, errors
 from .auth import ChannelAuthorizer, EndpointAuthorizer, UserAuthenticator, call_auth
 from .channel import Channel, make_channel
-from .errors import (
-    AuthorizationError,
-    ClientClosedError,
-    ConnectionRefusedByServer,
-    PusherClientError,
-    SigninError,
-    SubscriptionError,
-)
+from .errors import AuthorizationError, PusherClientError, SigninError
 from .events import Emitter, Event, Handler, call_handler, decode_data
 from .reconnect import CloseAction, ReconnectPolicy, close_action
 from .user import User
@@ -196,12 +189,12 @@ class PusherClient:
                 if self._task is None or self._task.done():
                     if isinstance(self.last_error, PusherClientError):
                         raise self.last_error
-                    raise ClientClosedError(f"could not connect: {self.last_error!r}")
-                changed = self._state_changed
-                await asyncio.wait(
-                    [asyncio.ensure_future(changed.wait()), self._task],
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                    raise errors.ClientClosedError(f"could not connect: {self.last_error!r}")
+                changed = asyncio.ensure_future(self._state_changed.wait())
+                try:
+                    await asyncio.wait([changed, self._task], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
 
         await asyncio.wait_for(wait(), timeout)
 
@@ -218,7 +211,7 @@ class PusherClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._set_state(ConnectionState.DISCONNECTED)
-        closed = ClientClosedError("the client was closed")
+        closed = errors.ClientClosedError("the client was closed")
         for channel in self._channels.values():
             channel._fail(closed)
             channel._end_streams()
@@ -273,7 +266,7 @@ class PusherClient:
                 action = close_action(code)
                 if action is CloseAction.STOP:
                     assert code is not None
-                    self.last_error = ConnectionRefusedByServer(code, self._error_reason)
+                    self.last_error = errors.ConnectionRefusedByServer(code, self._error_reason)
                     log.warning("%s", self.last_error)
                     break
                 if not self.reconnect.allows(attempt):
@@ -449,10 +442,10 @@ class PusherClient:
         try:
             validate_channel_name(name)
         except ProtocolError as exc:
-            raise SubscriptionError(name, "InvalidChannel", exc.message) from None
+            raise errors.SubscriptionError(name, "InvalidChannel", exc.message) from None
         kind = channel_type(name)
         if kind.requires_auth and self._authorizer is None:
-            raise SubscriptionError(
+            raise errors.SubscriptionError(
                 name, "AuthError", "private channels need an authorizer or auth_endpoint"
             )
         if kind.kind is ChannelKind.ENCRYPTED:
@@ -465,7 +458,7 @@ class PusherClient:
                 self._spawn(channel._subscribe(self.socket_id))
         try:
             await channel.wait_subscribed(timeout)
-        except SubscriptionError:
+        except errors.SubscriptionError:
             if self._channels.get(name) is channel:
                 del self._channels[name]
             raise
@@ -477,7 +470,7 @@ class PusherClient:
         if channel is None:
             return
         channel.subscribed = False
-        channel._fail(ClientClosedError(f"unsubscribed from {name!r}"))
+        channel._fail(errors.ClientClosedError(f"unsubscribed from {name!r}"))
         channel._end_streams()
         if self.is_connected:
             with contextlib.suppress(ConnectionClosed, PusherClientError):
