@@ -169,15 +169,17 @@ class ServerFactory:
         env: dict[str, str] | None = None,
         startup_timeout: float = 15.0,
         tls: ssl.SSLContext | None = None,
+        port: int | None = None,
     ) -> RunningServer:
         """Start one server and wait until ``GET /up`` answers 200.
 
         ``apps`` replaces the default app list; ``app_overrides`` is merged into each app;
         ``extra_config`` is deep-merged into the generated config.json; ``env`` is added to
         the child's environment (after Sockudo's own variables were removed from it);
-        ``tls``, for a server with ``ssl.enabled``, is the client context trusting it.
+        ``tls``, for a server with ``ssl.enabled``, is the client context trusting it;
+        ``port`` fixes the port (e.g. to restart a server where its clients reconnect).
         """
-        port, metrics_port = free_port(), free_port()
+        port, metrics_port = port or free_port(), free_port()
         while metrics_port == port:
             metrics_port = free_port()
         app_list = [dict(a) for a in (apps if apps is not None else [DEFAULT_APP])]
