@@ -1,17 +1,21 @@
 """sockudo_py.client against a real sockudo-py process (tests/interop_server.py).
 
 Every channel kind, presence with two clients, client events, encrypted channels published
-with the PyPI ``pusher`` SDK, the auth endpoint mode, sign-in and watchlist, a server restart
-mid-subscription, a 4001 refusal, keepalive against a scripted server, and the sync facade.
+with the PyPI ``pusher`` SDK, the auth endpoint mode, sign-in, watchlist and events sent to the
+user, a server restart mid-subscription, close codes (4001 stops, 4100 backs off, 4200 retries
+at once), ``max_attempts`` and a disabled policy, wss with a throwaway CA, keepalive against a
+scripted server, and the sync facade.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import queue
 import threading
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +25,8 @@ import pusher
 import pytest
 from interop_server import RunningServer, ServerFactory, free_port
 from pusher_ws import publish
+from test_tls import APP as TLS_APP
+from test_tls import Pki, make_pki, sdk, ssl_section
 from websockets.asyncio.server import ServerConnection, serve
 
 from sockudo_py.client import (
@@ -32,6 +38,7 @@ from sockudo_py.client import (
     Member,
     PresenceChannel,
     PusherClient,
+    PusherClientError,
     ReconnectPolicy,
     SubscriptionError,
     close_action,
@@ -355,9 +362,12 @@ async def test_server_restart_resubscribes_without_user_code(
     port = free_port()
     first = sockudo_server_factory(port=port)
     async with client_for(first) as client:
+        codes: list[Any] = []
+        client.bind("pusher:error", lambda event: codes.append(event.data["code"]))
         channel = await client.subscribe("private-restart")
         stream = channel.events("after")
         await asyncio.to_thread(first.stop)
+        assert codes[:1] == [4200]  # the server's goodbye: reconnect at once
         await client.wait_for_state(
             ConnectionState.UNAVAILABLE, ConnectionState.CONNECTING, timeout=WAIT
         )
@@ -425,6 +435,144 @@ async def test_keepalive_pong_and_reconnect_when_no_pong(
     assert len(connections) >= 2 and client.connection_attempts >= 2
 
 
+async def test_over_capacity_4100_backs_off_until_a_slot_frees(
+    sockudo_server_factory: ServerFactory,
+) -> None:
+    """Node-wide ``max_connections: 1``: the second client is refused with 4100, goes
+    ``unavailable`` and retries with growing delays (never faster than the policy), then
+    connects once the first client left."""
+    server = sockudo_server_factory({"max_connections": 1})
+    policy = ReconnectPolicy(initial_delay=0.2, max_delay=1.0, jitter=0)
+    async with client_for(server) as first:
+        second = client_for(server, reconnect=policy)
+        codes: list[Any] = []
+        second.bind("pusher:error", lambda event: codes.append(event.data["code"]))
+        tries: list[float] = []
+        states: list[str] = []
+
+        def on_state(old: ConnectionState, new: ConnectionState) -> None:
+            states.append(new.value)
+            if new is ConnectionState.CONNECTING:
+                tries.append(time.monotonic())
+
+        second.on_state_change(on_state)
+        connecting = asyncio.create_task(second.connect())
+        try:
+            await second.wait_for_state(ConnectionState.UNAVAILABLE, timeout=WAIT)
+            await asyncio.sleep(1.5)
+            assert not connecting.done() and first.is_connected
+            # 0.2 + 0.4 + 0.8 s of back-off: at most 4 tries in 1.5 s, not a tight loop
+            assert 2 <= len(tries) <= 4, tries
+            gaps = [b - a for a, b in itertools.pairwise(tries)]
+            for n, gap in enumerate(gaps):
+                assert gap >= policy.base_delay(n) * 0.9, gaps  # the delay grows
+            assert set(codes) == {4100} and len(codes) >= len(tries) - 1
+            assert states[:3] == ["connecting", "unavailable", "connecting"]
+            await first.close()
+            await asyncio.wait_for(connecting, 10)
+            assert second.is_connected and second.connection_attempts == len(tries)
+        finally:
+            await second.close()
+
+
+async def test_shutdown_4200_reconnects_at_once(sockudo_server_factory: ServerFactory) -> None:
+    """SIGTERM closes every socket with 4200: the client tries again at once, although its
+    back-off is 30 s; the next failures (the server is gone) back off. Reconnecting to a
+    restarted server and subscribing again: test_server_restart_resubscribes_without_user_code.
+    """
+    server = sockudo_server_factory()
+    slow = ReconnectPolicy(initial_delay=30, max_delay=30)
+    async with client_for(server, reconnect=slow) as client:
+        codes: list[Any] = []
+        client.bind("pusher:error", lambda event: codes.append(event.data["code"]))
+        await client.subscribe("public-shutdown")
+        await asyncio.to_thread(server.stop)
+        assert codes[:1] == [4200]
+        await client.wait_for_state(ConnectionState.UNAVAILABLE, timeout=WAIT)
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while client.connection_attempts < 2:  # well before the 30 s back-off
+            assert asyncio.get_running_loop().time() < deadline, "no immediate reconnect"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        attempts = client.connection_attempts
+        await asyncio.sleep(0.5)
+        # the server is gone: connection refused backs off (30 s), no loop
+        assert client.connection_attempts == attempts
+        assert client.state is ConnectionState.UNAVAILABLE
+    assert server.process.returncode == -15  # SIGTERM: a graceful stop, not a kill
+
+
+async def test_max_attempts_gives_up_and_disabled_does_not_reconnect(
+    sockudo_server_factory: ServerFactory,
+) -> None:
+    server = sockudo_server_factory()
+    limited = client_for(server, reconnect=ReconnectPolicy(initial_delay=0.05, max_attempts=3))
+    never = client_for(server, reconnect=ReconnectPolicy(enabled=False))
+    async with limited, never:
+        channel = await never.subscribe("public-gone")
+        await asyncio.to_thread(server.stop)  # nothing listens on the port any more
+        await limited.wait_for_state(ConnectionState.DISCONNECTED, timeout=10)
+        await never.wait_for_state(ConnectionState.DISCONNECTED, timeout=WAIT)
+        await asyncio.sleep(0.5)
+        # the first (established) connection, then 3 failed tries
+        assert limited.connection_attempts == 4 and limited.state is ConnectionState.DISCONNECTED
+        assert never.connection_attempts == 1 and never.state is ConnectionState.DISCONNECTED
+        assert not channel.subscribed and not never.is_connected
+
+
+async def test_events_sent_to_the_signed_in_user(server: RunningServer) -> None:
+    """``send_to_user`` of the PyPI SDK (``#server-to-user-<id>``) reaches ``client.user``."""
+    sdk_client = pusher.Pusher(
+        app_id=server.app["id"], key=KEY, secret=SECRET, host=server.host, port=server.port,
+        ssl=False,
+    )  # fmt: skip
+    async with client_for(server, user_authenticator=user_authenticator("carol")) as client:
+        received: list[Any] = []
+        client.user.bind("notice", lambda event: received.append(event.data))
+        notices = client.user.events("notice")
+        user = await client.signin()
+        assert user.channel_name == "#server-to-user-carol"
+        await asyncio.to_thread(sdk_client.send_to_user, "carol", "notice", {"n": 1})
+        event = await next_event(notices)
+        assert (event.name, event.channel, event.data) == (
+            "notice",
+            "#server-to-user-carol",
+            {"n": 1},
+        )
+        await publish(server, server.app, "#server-to-user-carol", "notice", "raw api")
+        assert (await next_event(notices)).data == "raw api"
+        assert received == [{"n": 1}, "raw api"]
+        assert client.channel("#server-to-user-carol") is None  # not a user-visible channel
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+async def test_wss_with_a_private_ca(sockudo_server_factory: ServerFactory, pki: Pki) -> None:
+    """wss:// to a TLS server whose certificate a throwaway CA signed, trusted through the
+    client's ``ssl`` context; the SDK publishes over https."""
+    server = sockudo_server_factory(ssl_section(pki), apps=[TLS_APP], tls=pki.client_context())
+    client = PusherClient(
+        TLS_APP["key"], host=server.host, port=server.port, tls=True,
+        ssl=pki.client_context(), trust_env=False, reconnect=FAST,
+    )  # fmt: skip
+    assert client.url.startswith(f"wss://{server.host}:{server.port}/")
+    async with client:
+        channel = await client.subscribe("public-tls")
+        stream = channel.events("secure")
+        await asyncio.to_thread(sdk(server, pki).trigger, "public-tls", "secure", {"tls": True})
+        assert (await next_event(stream)).data == {"tls": True}
+    untrusted = PusherClient(
+        TLS_APP["key"], host=server.host, port=server.port, tls=True, trust_env=False,
+        reconnect=ReconnectPolicy(enabled=False),
+    )  # fmt: skip
+    with pytest.raises(PusherClientError, match="CERTIFICATE_VERIFY_FAILED"):
+        await untrusted.connect(WAIT)
+    await untrusted.close()
+
+
 # --- sync facade --------------------------------------------------------------------------
 
 
@@ -453,7 +601,28 @@ def test_sync_facade(server: RunningServer) -> None:
         assert received.get(timeout=WAIT).data == {"n": 1}
         asyncio.run(publish(server, server.app, "private-sync", "published", [1, 2]))
         assert received.get(timeout=WAIT).data == [1, 2]
+        listener.unsubscribe("private-sync")
+        assert listener.client.channel("private-sync") is None
+        sender.trigger("private-sync", "client-ping", {"n": 2})
+        asyncio.run(publish(server, server.app, "private-sync", "published", [3]))
+        with pytest.raises(queue.Empty):
+            received.get(timeout=0.3)
+        with pytest.raises(ValueError, match="subscribe first"):
+            listener.trigger("private-sync", "client-ping", {})
     assert not listener.is_connected
+
+
+def test_sync_signin(server: RunningServer) -> None:
+    with SyncPusherClient(
+        KEY, host=server.host, port=server.port, tls=False, trust_env=False,
+        user_authenticator=user_authenticator("sync-user"), timeout=WAIT,
+    ) as client:  # fmt: skip
+        received: queue.Queue[Event] = queue.Queue()
+        client.signin()
+        assert client.client.user.signed_in and client.client.user.id == "sync-user"
+        client.bind(None, "hello", received.put)
+        asyncio.run(publish(server, server.app, "#server-to-user-sync-user", "hello", "hi"))
+        assert received.get(timeout=WAIT).data == "hi"
 
 
 # --- pure parts ---------------------------------------------------------------------------

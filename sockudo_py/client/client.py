@@ -242,7 +242,8 @@ class PusherClient:
                 try:
                     ws = await ws_connect(
                         self.url,
-                        ssl=self.ssl if self.tls else None,
+                        # wss without a context of its own: the default (True), not None
+                        ssl=(self.ssl or True) if self.tls else None,
                         open_timeout=self.connect_timeout,
                         ping_interval=None,
                         close_timeout=2,
@@ -342,10 +343,16 @@ class PusherClient:
                 event = channel._handle(frame)
                 if event is not None:
                     self._emitter.emit(event)
-            elif channel_name == self.user.channel_name and not name.startswith("pusher"):
-                event = Event(name, channel_name, decode_data(frame.get("data")), raw=frame)
-                self.user.emit(event)
-                self._emitter.emit(event)
+            elif channel_name == self.user.channel_name:
+                if name == "pusher_internal:subscription_succeeded":
+                    self.user._ready()
+                elif name == "pusher:subscription_error":
+                    log.warning("the server refused %s: %.200r", channel_name, frame.get("data"))
+                    self.user._ready()
+                elif not name.startswith("pusher"):
+                    event = Event(name, channel_name, decode_data(frame.get("data")), raw=frame)
+                    self.user.emit(event)
+                    self._emitter.emit(event)
             return False
         data = decode_data(frame.get("data"))
         if name == "pusher:connection_established":
@@ -363,6 +370,8 @@ class PusherClient:
             self.user._succeeded(body.get("user_data"))
             if self.user.channel_name is not None:
                 self._spawn(self._send("pusher:subscribe", {"channel": self.user.channel_name}))
+            else:
+                self.user._ready()  # no id: no channel of the user's to wait for
         elif name == "pusher_internal:watchlist_events":
             self.user.watchlist._handle(frame)
             return False
@@ -509,8 +518,9 @@ class PusherClient:
 
     async def signin(self, timeout: float | None = 30.0) -> User:
         """Sign in with ``user_authenticator`` / ``user_auth_endpoint`` and wait for the
-        server's ``pusher:signin_success``; the user is signed in again after reconnects.
-        Raises :class:`SigninError`."""
+        server's ``pusher:signin_success`` and the user's channel (``#server-to-user-<id>``)
+        subscribed, so events sent to the user from then on arrive; the user is signed in
+        again after reconnects. Raises :class:`SigninError`."""
         if self._user_authenticator is None:
             raise SigninError("no user_authenticator or user_auth_endpoint configured")
         self._signin_wanted = True

@@ -52,6 +52,9 @@ class User(Emitter):
         user_id = self.user_data.get("id")
         self.id = None if user_id is None else str(user_id)
         self.signed_in = True
+
+    def _ready(self) -> None:
+        """The user's channel is subscribed (or refused): ``signin()`` returns."""
         if self._result is not None and not self._result.done():
             self._result.set_result(None)
 
