@@ -510,8 +510,16 @@ async def test_max_attempts_gives_up_and_disabled_does_not_reconnect(
     never = client_for(server, reconnect=ReconnectPolicy(enabled=False))
     async with limited, never:
         channel = await never.subscribe("public-gone")
+        stream = channel.events()
         await asyncio.to_thread(server.stop)  # nothing listens on the port any more
+        pending = asyncio.ensure_future(limited.subscribe("public-later", timeout=30))
         await limited.wait_for_state(ConnectionState.DISCONNECTED, timeout=10)
+        # giving up ends what waits for the connection: no 30 s timeout, no endless stream
+        with pytest.raises(Exception) as gave_up:
+            await asyncio.wait_for(pending, WAIT)
+        assert not isinstance(gave_up.value, TimeoutError)
+        left = [event.name async for event in stream]  # ends (what came before is kept)
+        assert set(left) <= {"pusher:subscription_count"}
         await never.wait_for_state(ConnectionState.DISCONNECTED, timeout=WAIT)
         await asyncio.sleep(0.5)
         # the first (established) connection, then 3 failed tries

@@ -211,14 +211,18 @@ class PusherClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._set_state(ConnectionState.DISCONNECTED)
-        closed = errors.ClientClosedError("the client was closed")
-        for channel in self._channels.values():
-            channel._fail(closed)
-            channel._end_streams()
-        self.user._failed(closed)
-        self._emitter._end_streams()
+        self._end(errors.ClientClosedError("the client was closed"))
         for pending in list(self._tasks):
             pending.cancel()
+
+    def _end(self, error: BaseException) -> None:
+        """No connection will come any more: pending subscriptions and sign-ins fail with
+        ``error`` and every event stream ends."""
+        for channel in self._channels.values():
+            channel._fail(error)
+            channel._end_streams()
+        self.user._failed(error)
+        self._emitter._end_streams()
 
     async def __aenter__(self) -> PusherClient:
         try:
@@ -279,6 +283,8 @@ class PusherClient:
                 await asyncio.sleep(delay)
         finally:
             self._set_state(ConnectionState.DISCONNECTED)
+            if not self._closing:  # refused, or out of attempts: nothing more will come
+                self._end(self.last_error or errors.ClientClosedError("gave up reconnecting"))
 
     def _lost(self) -> None:
         self._ws = None
