@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 from interop_server import InteropError, RunningServer, ServerFactory, deep_merge
 from pusher_ws import PusherWs, api, close_all
 from redis_cluster import REDIS_CLUSTER_SEEDS, delete_keys, resolve_fragment
-from webhook_receiver import WebhookReceiver
+from webhook_receiver import EVENT_TYPES, WebhookReceiver
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,13 +47,6 @@ HOLD = 3.0
 NODE_TIMEOUT_MS = 1500
 QUEUE_PARTS = ("pending", "leased", "dead")
 SETTLE = 0.7  # after the expected webhooks arrived: time for a duplicate to show
-EVENT_TYPES = [
-    "channel_occupied",
-    "channel_vacated",
-    "member_added",
-    "member_removed",
-    "client_event",
-]
 
 APP: dict[str, Any] = {
     "id": "2001",

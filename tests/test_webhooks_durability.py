@@ -37,18 +37,11 @@ from moto_lambda import boto_client, create_function, lambda_backend, record_lam
 from moto_server import MOTO_CREDENTIALS, MotoServer
 from pusher_ws import PusherWs, api, close_all
 from redis_cluster import delete_keys
-from webhook_receiver import Received, WebhookReceiver
+from webhook_receiver import EVENT_TYPES, Received, WebhookReceiver
 
 pytestmark = pytest.mark.timeout(60)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-EVENT_TYPES = [
-    "channel_occupied",
-    "channel_vacated",
-    "member_added",
-    "member_removed",
-    "client_event",
-]
 RELIABILITY = {
     "lease_duration_ms": 1500,
     "lease_renew_interval_ms": 300,

@@ -23,6 +23,15 @@ from typing import Any
 
 Answer = int | tuple[int, dict[str, str]]
 
+EVENT_TYPES = [
+    "channel_occupied",
+    "channel_vacated",
+    "member_added",
+    "member_removed",
+    "client_event",
+]
+"""The transitions and client events: what the end-to-end webhook tests subscribe to."""
+
 
 @dataclass(frozen=True)
 class Received:
