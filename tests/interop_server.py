@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from child_process import LoggedProcess
+
 NODE_DIR = Path(__file__).resolve().parent / "node"
 HOST = "127.0.0.1"
 
@@ -87,7 +89,7 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class RunningServer:
+class RunningServer(LoggedProcess):
     """A sockudo-py process started by :class:`ServerFactory`."""
 
     port: int
@@ -117,17 +119,6 @@ class RunningServer:
     def app(self) -> dict[str, Any]:
         """The first app."""
         return self.apps[0]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        """Everything the server wrote to stdout and stderr so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def node_params(self, app: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
         """Parameters for ``tests/node/run.mjs`` pointing at this server and app."""

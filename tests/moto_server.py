@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from child_process import LoggedProcess
 from fragments import Marker
 
 HOST = "127.0.0.1"
@@ -51,7 +52,7 @@ class MotoServerError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class MotoServer:
+class MotoServer(LoggedProcess):
     """A running ``moto.server`` process started by :func:`start_moto_server`."""
 
     port: int
@@ -63,17 +64,6 @@ class MotoServer:
     def url(self) -> str:
         """The endpoint URL to give boto clients (``endpoint_url``)."""
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        """The server's log so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def reset(self) -> None:
         """Drop every resource of every service (moto's ``/moto-api/reset``)."""

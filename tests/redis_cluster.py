@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from child_process import LoggedProcess
 from fragments import Marker, resolve
 
 HOST = "127.0.0.1"
@@ -50,7 +51,7 @@ class RedisClusterError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RedisServer:
+class RedisServer(LoggedProcess):
     """One ``redis-server`` process started by this module."""
 
     port: int
@@ -63,15 +64,8 @@ class RedisServer:
         return f"redis://{self.host}:{self.port}"
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        """The server's log so far."""
-        try:
-            return (self.directory / "redis.log").read_text(errors="replace")
-        except OSError:
-            return ""
+    def log_path(self) -> Path:
+        return self.directory / "redis.log"
 
     def stop(self) -> None:
         """SIGTERM the process (by PID), SIGKILL it if it is still there after 5 s."""
