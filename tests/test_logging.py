@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from interop_server import DEFAULT_APP, RunningServer, ServerFactory, free_port
 from pusher_ws import PusherWs, api, channel_auth
 
 from sockudo_py.logs import redact
+from sockudo_py.ws.connection import LineBudget
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -214,3 +216,17 @@ def test_redact_masks_secrets_whoever_logged_them(line: str, masked: str) -> Non
     assert masked in redact(line)
     for secret in ("abc123", ":pw@", "0123456789abcdef", "xyz", "session=abc", "Bearer"):
         assert secret not in redact(line)
+
+
+def test_connection_error_lines_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of refused connections (bad keys) logs at most the budget, then one line with
+    the count when the next window opens."""
+    budget = LineBudget(lines=5, window=0.2)
+    logger = logging.getLogger("sockudo_py.test_budget")
+    caplog.set_level(logging.INFO, logger="sockudo_py.test_budget")
+    allowed = [budget.allows(logger) for _ in range(50)]
+    assert allowed.count(True) == 5
+    time.sleep(0.25)
+    assert budget.allows(logger)  # a new window
+    [summary] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "45 connection error line(s) not logged" in summary.getMessage()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -43,9 +44,10 @@ def log_connection_error(
 ) -> None:
     """The one log line of a connection error (a refused upgrade, a close the server starts,
     a protocol error) with the app, the socket and the code as structured fields: INFO, or
-    DEBUG when ``quiet`` or for the ``QUIET_CODES`` (what every socket gets at a drain)."""
+    DEBUG when ``quiet`` or for the ``QUIET_CODES`` (what every socket gets at a drain). INFO
+    lines are bounded per process (100 per 10 s, the rest counted in one warning)."""
     level = logging.DEBUG if quiet or code in QUIET_CODES else logging.INFO
-    if logger.isEnabledFor(level):
+    if logger.isEnabledFor(level) and (level < logging.INFO or _INFO_BUDGET.allows(logger)):
         logger.log(
             level,
             "%s: %d %s",
@@ -54,6 +56,35 @@ def log_connection_error(
             reason,
             extra={"app_id": app_id, "socket_id": socket_id, "code": int(code)},
         )
+
+
+class LineBudget:
+    """At most ``lines`` log lines per ``window`` seconds; past that they are dropped and, when
+    the next window opens, one line says how many (so a client hammering the server with bad
+    keys cannot flood the log)."""
+
+    def __init__(self, lines: int, window: float) -> None:
+        self.lines, self.window = lines, window
+        self._started = -math.inf
+        self._used = self._dropped = 0
+
+    def allows(self, logger: logging.Logger) -> bool:
+        now = time.monotonic()
+        if now - self._started >= self.window:
+            if self._dropped:
+                logger.warning(
+                    "%d connection error line(s) not logged in the last %gs (over %d per %gs)",
+                    self._dropped, now - self._started, self.lines, self.window,
+                )  # fmt: skip
+            self._started, self._used, self._dropped = now, 0, 0
+        if self._used < self.lines:
+            self._used += 1
+            return True
+        self._dropped += 1
+        return False
+
+
+_INFO_BUDGET = LineBudget(lines=100, window=10.0)
 
 
 class Connection:
