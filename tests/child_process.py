@@ -1,4 +1,5 @@
-"""``LoggedProcess``: what every throwaway server the tests start offers (its PID, its log)."""
+"""``LoggedProcess``: what every throwaway server the tests start offers (its PID, its log,
+a stop)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,13 @@ class LoggedProcess:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM the process (by PID), SIGKILL it if it is still there after ``timeout``."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)

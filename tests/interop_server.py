@@ -19,7 +19,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -133,15 +132,8 @@ class RunningServer(LoggedProcess):
         }
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the process (by PID); SIGKILL it if it is still there after ``timeout``."""
-        proc = self.process
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        """SIGTERM, then SIGKILL after ``timeout`` (a drain may take the grace period)."""
+        super().stop(timeout)
 
 
 class ServerFactory:

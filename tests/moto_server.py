@@ -71,16 +71,6 @@ class MotoServer(LoggedProcess):
         with urllib.request.urlopen(request, timeout=5):
             pass
 
-    def stop(self) -> None:
-        """SIGTERM the process (by PID), SIGKILL it if it is still there after 5 s."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
 
 def _check_installed() -> None:
     for module in ("moto", "flask", "werkzeug"):

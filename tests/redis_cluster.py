@@ -67,16 +67,6 @@ class RedisServer(LoggedProcess):
     def log_path(self) -> Path:
         return self.directory / "redis.log"
 
-    def stop(self) -> None:
-        """SIGTERM the process (by PID), SIGKILL it if it is still there after 5 s."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
 
 @dataclass(frozen=True)
 class RedisCluster:
