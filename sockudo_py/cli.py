@@ -25,6 +25,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", "-c", metavar="PATH", help="config.json to load")
     parser.add_argument("--host", help="address to bind (overrides config and HOST)")
     parser.add_argument("--port", type=int, help="port to bind (overrides config and PORT)")
+    parser.add_argument(
+        "--workers", type=int, metavar="N",
+        help="worker processes serving the port (WORKERS; 0: one per CPU core)",
+    )  # fmt: skip
     parser.add_argument("--debug", action="store_true", help="verbose logging")
     parser.add_argument(
         "--log-format", choices=FORMATS, help="log lines as text or JSON (LOG_OUTPUT_FORMAT)"
@@ -48,9 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     config = load_config(args.config, dict(os.environ))
-    overrides = {
-        key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None
-    }
+    given = (("host", args.host), ("port", args.port), ("workers", args.workers))
+    overrides = {key: value for key, value in given if value is not None}
     if args.debug:
         overrides["debug"] = True
     return config.model_copy(update=overrides)
@@ -94,14 +97,22 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, OSError) as exc:
         print(f"sockudo-py: configuration error:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    from . import workers
     from .server import Node, run
 
+    index = workers.worker_index()
+    if index is None and workers.worker_count(config) > 1:
+        raise SystemExit(workers.supervise(config, sys.argv[1:] if argv is None else argv))
+    if index is not None:
+        workers.die_with_supervisor()
+        config = workers.worker_config(config, index)
     try:
-        node = Node.build(config)
+        node = Node.build(config, ipc_hub=workers.hub_path())
     except (ValueError, ImportError) as exc:  # a driver that is unknown or not installed
         print(f"sockudo-py: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     logging.getLogger("sockudo_py").info(
-        "sockudo-py %s listening on %s:%s", __version__, config.host, config.port
-    )
-    run(node)
+        "sockudo-py %s listening on %s:%s%s", __version__, config.host, config.port,
+        "" if index is None else f" (worker {index})",
+    )  # fmt: skip
+    run(node, shared_port=index is not None)

@@ -942,6 +942,8 @@ class Config(Section):
     activity_timeout: PosInt = 120
     user_authentication_timeout: PosInt = 3600
     shutdown_grace_period: Annotated[float, Field(ge=0)] = 10
+    workers: NonNegInt = 1
+    """Worker processes serving the port (0: one per CPU core); see ``sockudo_py.workers``."""
     websocket_max_payload_kb: PosInt = 64
     health_check_timeout_ms: PosInt = 2000
     instance: InstanceConfig = Field(default_factory=InstanceConfig)
@@ -1055,6 +1057,7 @@ DEBUG                                     bool+  debug
 ENVIRONMENT                               str    mode
 ACTIVITY_TIMEOUT                          int    activity_timeout
 SHUTDOWN_GRACE_PERIOD                     float  shutdown_grace_period
+WORKERS                                   int    workers
 USER_AUTHENTICATION_TIMEOUT               int    user_authentication_timeout
 WEBSOCKET_MAX_PAYLOAD_KB                  int    websocket_max_payload_kb
 SOCKUDO_MAX_CONNECTIONS                   int    max_connections

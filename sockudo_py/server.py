@@ -12,12 +12,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import cast
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import WebSocketRoute
 
 from .adapters import Adapter, create_adapter
 from .app_manager import AppManager, create_app_manager
@@ -33,10 +33,11 @@ from .tls import abort_stalled_closes, check_tls, start_https_redirect, uvicorn_
 from .webhooks import QUEUE_NAME
 from .webhooks.delivery import WebhookDelivery
 from .webhooks.dispatcher import WebhookDispatcher
+from .workers import reuse_port_socket
 from .ws import PusherEndpoint, PusherHandler
-from .ws.compression import websocket_protocol
 from .ws.endpoint import SHUTTING_DOWN
 from .ws.origins import admits_any, origins_regex
+from .ws.socket_protocol import SocketProtocolFactory
 
 log = logging.getLogger("sockudo_py.server")
 
@@ -96,11 +97,13 @@ class Node:
     """Set when the node begins to drain (see :meth:`begin_drain`)."""
 
     @classmethod
-    def build(cls, config: Config) -> Node:
+    def build(cls, config: Config, ipc_hub: str | None = None) -> Node:
+        """The node of ``config``; a worker of several (``sockudo_py.workers``) whose adapter
+        is ``local`` clusters with the others through the supervisor's ``ipc_hub``."""
         check_tls(config.ssl, config.port)
         cache = create_cache(config)
         app_manager = create_app_manager(config, cache)
-        adapter = create_adapter(config)
+        adapter = create_adapter(config, ipc_hub)
         metrics = Metrics(config.metrics.prometheus.prefix, config.port)
         adapter.observe(metrics)
         metrics.watch_cluster(
@@ -124,9 +127,9 @@ class Node:
         )  # fmt: skip
 
     def asgi_app(self) -> Starlette:
-        routes = [WebSocketRoute("/app/{key}", self.endpoint), *self.http_api.routes()]
+        """The HTTP API (``/app/{key}`` upgrades never reach it: see ``socket_protocol``)."""
         return Starlette(
-            routes=routes,
+            routes=self.http_api.routes(),
             middleware=[cors_middleware(self.config.cors)],
             exception_handlers={
                 ApiError: api_error_handler,
@@ -365,15 +368,25 @@ class _Server(uvicorn.Server):
             await self.lifespan.shutdown()
 
 
-def run(node: Node) -> None:
-    """Serve until SIGINT/SIGTERM."""
+def run(node: Node, shared_port: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; with ``shared_port``, on a ``SO_REUSEPORT`` listener that
+    the other workers bind too."""
     config = node.config
     uv_config = uvicorn.Config(
         node.asgi_app(),
         host=config.host,
         port=config.port,
-        ws=websocket_protocol(config.websocket.compression),
-        ws_per_message_deflate=False,  # the protocol class negotiates websocket.compression
+        # /app/{key} upgrades get the server's own protocol; websocket.compression decides
+        # permessage-deflate (uvicorn's ws_per_message_deflate has fixed parameters)
+        ws=cast(
+            type[asyncio.Protocol],
+            SocketProtocolFactory(
+                node.endpoint,
+                config.websocket.compression,
+                config.websocket_max_payload_kb * 1024,
+            ),
+        ),
+        ws_per_message_deflate=False,
         ws_max_size=config.websocket_max_payload_kb * 1024,
         ws_ping_interval=None,
         ws_ping_timeout=None,
@@ -388,7 +401,8 @@ def run(node: Node) -> None:
         proxy_headers=False,
         **uvicorn_tls_options(config.ssl),
     )
+    sockets = [reuse_port_socket(config.host, config.port)] if shared_port else None
     try:
-        _Server(uv_config, node).run()
+        _Server(uv_config, node).run(sockets=sockets)
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it drained for
         raise SystemExit(130) from None

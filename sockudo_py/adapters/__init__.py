@@ -8,12 +8,13 @@ from .base import Adapter, AdapterObserver, Answer, JoinResult
 __all__ = ["Adapter", "AdapterObserver", "Answer", "JoinResult", "create_adapter"]
 
 
-def create_adapter(config: Config) -> Adapter:
+def create_adapter(config: Config, ipc_hub: str | None = None) -> Adapter:
     """The adapter named by ``config.adapter.driver``. Cluster drivers import their client
-    package here, so a missing one fails at start-up naming the package to install."""
+    package here, so a missing one fails at start-up naming the package to install. With
+    ``ipc_hub`` (a worker of several), ``local`` means the workers' cluster through it."""
     section = config.adapter
     driver = section.driver
-    if driver == "local":
+    if driver == "local" and ipc_hub is None:
         from .local import LocalAdapter
 
         return LocalAdapter()
@@ -23,7 +24,13 @@ def create_adapter(config: Config) -> Adapter:
     node_id = new_node_id(config.instance.process_id)
     transport: Transport
     discovery = {}
-    if driver == "redis" and not section.redis.cluster_mode:
+    if driver == "local":
+        from .ipc import REQUEST_TIMEOUT_MS, IpcTransport
+
+        assert ipc_hub is not None
+        transport = IpcTransport(ipc_hub, "", node_id)
+        timeout = REQUEST_TIMEOUT_MS
+    elif driver == "redis" and not section.redis.cluster_mode:
         from .redis import RedisTransport
 
         transport = RedisTransport(config.redis_url(), section.redis.prefix, node_id)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
-from .activity import ActivityAwareWebSocketProtocol
-
 WINDOW_BITS = {
     "dedicated": 15, "shared": 15, "window256b": 9, "window1kb": 10, "window2kb": 11,
     "window4kb": 12, "window8kb": 13, "window16kb": 14, "window32kb": 15,
@@ -39,11 +37,3 @@ def deflate_factory(compression: str) -> ServerPerMessageDeflateFactory | None:
         compress_settings={"memLevel": bits - 7},
     )
 
-
-def websocket_protocol(compression: str) -> type[ActivityAwareWebSocketProtocol]:
-    """The uvicorn WebSocket protocol class serving ``compression``."""
-    factory = deflate_factory(compression)
-    if factory is None:
-        return ActivityAwareWebSocketProtocol
-    name = f"ActivityAwareWebSocketProtocol_{compression.lower()}"
-    return type(name, (ActivityAwareWebSocketProtocol,), {"deflate": factory})

@@ -1,32 +1,31 @@
-"""``Connection``: one WebSocket's state and its outbound buffer.
+"""``Connection``: one WebSocket's Pusher state and its outbound frames.
 
 Sending is synchronous and cheap: ``send`` (a reply to this socket, counted in its app's
 metrics) and ``push`` (a broadcast's frame: the broadcast is counted once for every socket)
-append the frame to a deque and wake the connection's single writer task, which drains the
-deque into the socket. A socket whose buffer passes its limit is a slow consumer and is
-closed (4100).
+encode the frame (once per fan-out: ``wire.text_frame``) and add it to the socket's pending
+frames; the node's ``Flusher`` writes every socket's pending frames to its transport once per
+event-loop iteration, in one write, so k events in one iteration cost one system call per
+socket, not k. A socket whose transport holds more than the limits allow (its peer does not
+read) is a slow consumer and is closed (4100).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
 from ..config import App
 from ..metrics import AppMetrics
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
 from ..protocol.frames import PresenceMember
+from .wire import close_frame, text_frame
 
 log = logging.getLogger("sockudo_py.ws")
-
-AsgiSend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 QUIET_CODES = frozenset({ErrorCode.RECONNECT})
 """Close codes logged at DEBUG only: 4200 is every socket's goodbye when the node stops."""
@@ -87,24 +86,74 @@ class LineBudget:
 _INFO_BUDGET = LineBudget(lines=100, window=10.0)
 
 
+class Sink(Protocol):
+    """Where a connection's bytes go: its WebSocket's transport (``ws.socket_protocol``)."""
+
+    def write(self, data: bytes) -> int:
+        """Write ``data`` (whole frames); returns how many bytes the transport still holds
+        (the peer has not taken them yet). Writing to a gone socket does nothing."""
+
+    def buffered(self) -> int:
+        """How many bytes the transport still holds."""
+
+    def close_sent(self) -> None:
+        """The close frame is written: wait (briefly) for the peer's, then close the TCP
+        connection."""
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, whatever is unsent."""
+
+
+class Flusher:
+    """Writes the frames connections have pending, once per event-loop iteration.
+
+    ``add`` registers a connection that has frames pending (once per iteration); the
+    flush is scheduled with ``call_soon``, so it runs after everything already ready, and a
+    burst of publishes handled in one iteration reaches each socket in one write.
+    """
+
+    __slots__ = ("_dirty", "_scheduled")
+
+    def __init__(self) -> None:
+        self._dirty: list[Connection] = []
+        self._scheduled = False
+
+    def add(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
+
+
 class Connection:
     """A connected socket of ``app``.
 
     ``channels`` maps each subscribed channel to its presence member (or ``None``).
-    The buffer limit ``max_bytes`` is counted in characters of the queued frames (bytes for
-    the ASCII JSON the server writes).
-    After ``close`` nothing more is queued; the writer flushes what was queued, then sends
-    the close frame. ``abort`` drops the queue first (slow consumers).
+    Frames are pending until the ``flusher`` writes them to the ``sink``. The limits
+    ``max_messages`` / ``max_bytes`` bound what the transport may hold for a peer that does
+    not read (frames counted since its buffer was last empty, bytes as the transport counts
+    them); past them the socket is closed 4100, or, with ``drop_when_full``, new frames are
+    dropped until the peer catches up.
+    After ``close`` nothing more is queued; what was queued is written, then the close frame.
+    ``abort`` drops what is pending first (slow consumers).
     """
 
     __slots__ = (
-        "_asgi_send",
+        "_close_pending",
+        "_encode",
         "_events_count",
         "_events_window",
-        "_queue",
-        "_queued_bytes",
-        "_wake",
-        "_writer",
+        "_flusher",
+        "_full",
+        "_pending",
+        "_sink",
+        "_stuck",
         "app",
         "authenticated",
         "channels",
@@ -116,8 +165,6 @@ class Connection:
         "max_bytes",
         "max_messages",
         "metrics",
-        "on_abort",
-        "on_kill",
         "ping_sent_at",
         "socket_id",
         "user_data",
@@ -129,11 +176,13 @@ class Connection:
         self,
         socket_id: str,
         app: App,
-        asgi_send: AsgiSend,
+        sink: Sink,
+        flusher: Flusher,
         max_messages: int,
         max_bytes: int | None,
         drop_when_full: bool = False,
         metrics: AppMetrics | None = None,
+        encode: Callable[[str], bytes] = text_frame,
     ) -> None:
         self.socket_id = socket_id
         self.app = app
@@ -150,22 +199,19 @@ class Connection:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.drop_when_full = drop_when_full
-        self._asgi_send = asgi_send
-        self._queue: deque[str] = deque()
-        self._queued_bytes = 0
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._sink = sink
+        self._flusher = flusher
+        self._encode = encode
+        self._pending: list[bytes] | None = None
+        self._close_pending = False
+        self._stuck = 0  # frames written since the transport last held nothing
+        self._full = False
         self._events_window = 0.0
         self._events_count = 0
-        self.on_abort: Callable[[], None] | None = None
-        self.on_kill: Callable[[], None] | None = None
 
     @property
     def closing(self) -> bool:
         return self.close_code is not None
-
-    def start(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def send(self, frame: str) -> None:
         """Queue a frame for this socket alone, counted in the app's metrics."""
@@ -175,40 +221,67 @@ class Connection:
     def push(self, frame: str) -> bool:
         """Queue a frame of a broadcast (counted by the broadcast); False if it was not
         queued."""
-        if self.close_code is not None:
+        if self.close_code is not None or (self._full and not self._caught_up()):
             return False
-        queue = self._queue
-        if len(queue) >= self.max_messages or (
-            self.max_bytes is not None and self._queued_bytes + len(frame) > self.max_bytes
-        ):
+        self._queue(self._encode(frame))
+        return True
+
+    def _queue(self, data: bytes) -> None:
+        pending = self._pending
+        if pending is None:
+            self._pending = [data]
+            self._flusher.add(self)
+        else:
+            pending.append(data)
+
+    def _caught_up(self) -> bool:
+        """A dropping socket's peer has read what the transport held: take frames again."""
+        if self._sink.buffered():
+            return False
+        self._full, self._stuck = False, 0
+        return True
+
+    def flush(self) -> None:
+        """Write what is pending (the flusher calls this); then the close frame, if due."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        sink = self._sink
+        held = sink.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if self._close_pending:
+            self._close_pending = False
+            sink.close_sent()
+            return
+        if not held:
+            self._stuck = 0
+            return
+        self._stuck += len(pending)
+        over_bytes = self.max_bytes is not None and held > self.max_bytes
+        if self._stuck > self.max_messages or over_bytes:
             if self.drop_when_full:
-                return False
+                self._full = True
+                return
             if self.metrics is not None:
                 self.metrics.slow_consumer()
             self.abort(ErrorCode.OVER_CAPACITY, "Slow consumer: send buffer full")
-            return False
-        queue.append(frame)
-        self._queued_bytes += len(frame)
-        self._wake.set()
-        return True
 
     def close(self, code: int, reason: str) -> None:
         """Close with ``code`` once what is queued is sent (the server closes: logged)."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-            self._wake.set()
+            self._queue(close_frame(code, reason))
+            self._close_pending = True
             log_connection_error(log, "closing socket", self.app.id, self.socket_id, code, reason)
 
     def abort(self, code: int, reason: str) -> None:
-        """Close at once, dropping whatever is still queued, and let the endpoint forget the
-        socket without waiting for a peer that may not be reading."""
+        """Close at once: drop whatever is pending and the TCP connection (a peer that does
+        not read would never take the close frame)."""
         if self.close_code is not None:
             return
-        self._queue.clear()
-        self._queued_bytes = 0
+        self._pending = None
         self.close(code, reason)
-        if self.on_abort is not None:
-            self.on_abort()
+        self.kill()
 
     def mark_active(self) -> None:
         """The peer sent something: restart the activity timer, forget an unanswered ping."""
@@ -238,45 +311,9 @@ class Connection:
         self.error(code, message)
         self.close(code, message)
 
-    async def _write_loop(self) -> None:
-        send = self._asgi_send
-        queue = self._queue
-        wake = self._wake
-        try:
-            while True:
-                await wake.wait()
-                wake.clear()
-                while queue:
-                    frame = queue.popleft()
-                    self._queued_bytes -= len(frame)
-                    await send({"type": "websocket.send", "text": frame})
-                if self.close_code is not None:
-                    await send(
-                        {
-                            "type": "websocket.close",
-                            "code": self.close_code,
-                            "reason": self.close_reason[:120],
-                        }
-                    )
-                    return
-        except (OSError, RuntimeError, asyncio.CancelledError):
-            # the peer went away (or we are being torn down): nothing left to deliver
-            if self.close_code is None:
-                self.close_code = 1006
-            return
-
     def kill(self) -> None:
         """Drop the TCP connection now, whatever is still unsent (a peer that does not read
-        would otherwise hold it), and let the endpoint forget the socket."""
-        if self.on_kill is not None:
-            self.on_kill()
-        if self.on_abort is not None:
-            self.on_abort()
-
-    async def stop_writer(self) -> None:
-        """Cancel the writer (the socket is gone) and wait for it."""
-        writer = self._writer
-        if writer is not None and not writer.done():
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+        would otherwise hold it); the socket protocol then lets the endpoint forget it."""
+        self._pending = None
+        self._close_pending = False
+        self._sink.abort()

@@ -1,4 +1,4 @@
-"""The ``/app/{key}`` WebSocket endpoint: admission, the read loop and the timers."""
+"""The ``/app/{key}`` WebSocket endpoint: admission, teardown and the timers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import MutableMapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..adapters import Adapter
 from ..app_manager import AppManager, AppManagerUnavailable
@@ -17,25 +17,16 @@ from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
 from ..rate_limiter import NoRateLimiter, RateLimiter, client_ip
-from .activity import ABORT_KEY, SCOPE_KEY
-from .connection import AsgiSend, Connection, log_connection_error
+from .connection import Connection, Flusher, log_connection_error
 from .handler import PusherHandler
 from .origins import origin_allowed
 
+if TYPE_CHECKING:
+    from .socket_protocol import PusherSocket
+
 log = logging.getLogger("sockudo_py.ws")
 
-Scope = MutableMapping[str, Any]
-
 SHUTTING_DOWN = "Server is shutting down"
-DENIAL_EXTENSION = "websocket.http.response"
-"""The ASGI extension that lets the app answer an upgrade with an HTTP response."""
-PROTOCOL_ERRORS = {
-    1002: "protocol error",
-    1003: "unsupported data",
-    1007: "invalid frame payload data",
-    1009: "message too big",
-}
-"""Close codes of the WebSocket layer's own protocol errors (logged)."""
 
 
 def new_socket_id() -> str:
@@ -44,11 +35,12 @@ def new_socket_id() -> str:
 
 
 class PusherEndpoint:
-    """ASGI app for ``/app/{key}``: one instance serves every connection of the node.
+    """The ``/app/{key}`` connections of one node: admission, teardown and the timers.
 
-    ``connections`` holds every open connection; ``sweep`` (run by ``run_timers``) sends the
-    activity ping, closes 4201 when no pong follows, and closes 4009 sockets that did not
-    authenticate in time where the app asks for it.
+    ``open`` admits a socket whose handshake ``ws.socket_protocol`` has answered; ``release``
+    forgets it once it is gone. ``connections`` holds every open connection; ``sweep`` (run
+    by ``run_timers``) sends the activity ping, closes 4201 when no pong follows, and closes
+    4009 sockets that did not authenticate in time where the app asks for it.
     """
 
     def __init__(
@@ -66,123 +58,92 @@ class PusherEndpoint:
         self.app_manager = app_manager
         self.adapter = adapter
         self.handler = handler
+        self.flusher = Flusher()
         self.connections: dict[str, Connection] = {}
         self.leaving = 0  # sockets gone from ``connections``, still leaving their channels
         self.accepting = True
 
-    async def __call__(self, scope: Scope, receive: Any, send: AsgiSend) -> None:
-        if (await receive())["type"] != "websocket.connect":
-            return
+    async def open(
+        self,
+        socket: PusherSocket,
+        key: str,
+        headers: dict[str, str],
+        client: str | None,
+        encode: Callable[[str], bytes] | None = None,
+    ) -> None:
+        """Admit ``socket`` (upgraded, for app ``key``): ``pusher:connection_established``,
+        or ``pusher:error`` and a close with the refusal's code. ``encode`` is the socket's
+        frame encoder when it negotiated compression."""
         socket_id = new_socket_id()
-        if not self.accepting and DENIAL_EXTENSION in scope.get("extensions", {}):
-            await self._deny(send, socket_id)
+        app, refusal = await self._admit(key, headers, client)
+        if socket.gone:
             return
-        await send({"type": "websocket.accept"})
-        app, refusal = await self._admit(scope)
         if refusal is not None:
             code, message = refusal
             app_id = app.id if app is not None else None
             log_connection_error(log, "connection refused", app_id, socket_id, code, message)
             self.metrics.connection_refused(app_id or "", code)
-            await send({"type": "websocket.send", "text": frames.error(code, message)})
-            await send({"type": "websocket.close", "code": code, "reason": message})
+            socket.refuse(frames.error(code, message), code, message)
             return
         assert app is not None
         ws = self.config.websocket
         conn = Connection(
             socket_id,
             app,
-            send,
+            socket,
+            self.flusher,
             ws.max_messages,
             ws.max_bytes,
             drop_when_full=not ws.disconnect_on_buffer_full,
             metrics=self.metrics.app(app.id),
+            **({} if encode is None else {"encode": encode}),
         )
-        task = asyncio.current_task()
-        if task is not None:
-
-            def on_abort() -> None:
-                task.cancel()
-
-            conn.on_abort = on_abort
-        conn.on_kill = scope.get(ABORT_KEY)
-        self.connections[conn.socket_id] = conn
-        scope[SCOPE_KEY] = conn
-        conn.start()
+        socket.conn = conn
+        self.connections[socket_id] = conn
         self.metrics.connection_opened(app.id)
+        await self.adapter.add_socket(app.id, conn)
+        conn.send(frames.connection_established(socket_id, self.config.activity_timeout))
+
+    async def release(self, conn: Connection, handling: asyncio.Task[None] | None) -> None:
+        """Forget ``conn``, whose socket is gone, once the frame it was handling (cancelled)
+        is done: it leaves its channels, signs out, and leaves the registry."""
+        if handling is not None:
+            await asyncio.wait([handling])
+        self.connections.pop(conn.socket_id, None)
+        self.metrics.connection_closed(conn.app.id)
+        self.leaving += 1
         try:
-            await self.adapter.add_socket(app.id, conn)
-            conn.send(frames.connection_established(conn.socket_id, self.config.activity_timeout))
-            await self._read_loop(conn, receive)
-        except asyncio.CancelledError:
-            pass  # aborted (slow consumer) or server stopping
+            await self.handler.disconnected(conn)
+        except Exception:
+            log.exception("socket %s: leaving its channels failed", conn.socket_id)
         finally:
-            self.connections.pop(conn.socket_id, None)
-            self.metrics.connection_closed(app.id)
-            self.leaving += 1
-            try:
-                await self.handler.disconnected(conn)
-            finally:
-                self.leaving -= 1
-            if conn.close_code is None or conn.close_code == 1006:
-                await conn.stop_writer()
+            self.leaving -= 1
 
-    async def _read_loop(self, conn: Connection, receive: Any) -> None:
-        handle = self.handler.handle
-        metrics = self.metrics.app(conn.app.id)
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "websocket.receive":
-                if conn.closing:
-                    continue
-                text = message.get("text")
-                raw = text if text is not None else message.get("bytes") or b""
-                metrics.frame_received(raw)
-                await handle(conn, raw)
-            elif kind == "websocket.disconnect":
-                if conn.close_code is None:
-                    code = message.get("code", 1006)
-                    if code in PROTOCOL_ERRORS:  # the WebSocket layer closed it
-                        log_connection_error(
-                            log, "socket closed", conn.app.id, conn.socket_id, code,
-                            PROTOCOL_ERRORS[code],
-                        )  # fmt: skip
-                    conn.close_code = 1006
-                return
-
-    async def _deny(self, send: AsgiSend, socket_id: str) -> None:
-        """Refuse the upgrade with HTTP 503 (the node is draining), as Sockudo does."""
-        log_connection_error(
-            log, "upgrade refused", None, socket_id, 503, SHUTTING_DOWN, quiet=True
-        )
+    def refused_upgrade(self) -> None:
+        """An upgrade refused with HTTP 503: the node is draining (as Sockudo does)."""
+        log_connection_error(log, "upgrade refused", None, "-", 503, SHUTTING_DOWN, quiet=True)
         self.metrics.connection_refused("", ErrorCode.RECONNECT)
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": 503,
-                "headers": [(b"content-type", b"text/plain"), (b"retry-after", b"1")],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": SHUTTING_DOWN.encode()})
 
-    async def _admit(self, scope: Scope) -> tuple[App | None, tuple[int, str] | None]:
+    async def _admit(
+        self, key: str, headers: dict[str, str], client: str | None
+    ) -> tuple[App | None, tuple[int, str] | None]:
         """The app of the key in the path, and the refusal (code, message) if any."""
-        app, refusal = await self._check(scope)
+        app, refusal = await self._check(key, headers, client)
         if refusal is None and not self.accepting:
             # the node began draining during the lookups (checked last: nothing awaits from
             # here until the socket is in ``connections``, which ``close_all`` closes)
             refusal = ErrorCode.RECONNECT, SHUTTING_DOWN
         return app, refusal
 
-    async def _check(self, scope: Scope) -> tuple[App | None, tuple[int, str] | None]:
+    async def _check(
+        self, key: str, headers: dict[str, str], client: str | None
+    ) -> tuple[App | None, tuple[int, str] | None]:
         if not self.accepting:
             return None, (ErrorCode.RECONNECT, SHUTTING_DOWN)
         if self.config.rate_limiter.enabled:
-            refusal = await self._connect_limit(scope)
+            refusal = await self._connect_limit(headers, client)
             if refusal is not None:
                 return None, refusal
-        key = scope["path_params"]["key"]
         try:
             app = await self.app_manager.find_by_key(key)
         except AppManagerUnavailable as exc:
@@ -195,10 +156,8 @@ class PusherEndpoint:
             return None, (ErrorCode.APP_NOT_FOUND, f"App key {key} does not exist")
         if not app.enabled:
             return app, (ErrorCode.APP_DISABLED, "Application is disabled")
-        if app.allowed_origins:
-            origin = _header(scope, b"origin")
-            if not origin_allowed(origin, app.allowed_origins):
-                return app, (ErrorCode.UNAUTHORIZED, "Origin not allowed")
+        if app.allowed_origins and not origin_allowed(headers.get("origin"), app.allowed_origins):
+            return app, (ErrorCode.UNAUTHORIZED, "Origin not allowed")
         node_limit = self.config.max_connections
         if node_limit > 0 and len(self.connections) >= node_limit:
             return app, (ErrorCode.OVER_CAPACITY, "Over capacity")
@@ -208,18 +167,15 @@ class PusherEndpoint:
             return app, (ErrorCode.APP_OVER_QUOTA, "Application is over connection quota")
         return app, None
 
-    async def _connect_limit(self, scope: Scope) -> tuple[int, str] | None:
+    async def _connect_limit(
+        self, headers: dict[str, str], client: str | None
+    ) -> tuple[int, str] | None:
         """``rate_limiter.websocket_rate_limit`` per client IP, checked before the app lookup.
         Over it: 4100 (over capacity, "reconnect with back-off" in pusher-js), so the client
         comes back later instead of giving up (4000-4099) or hammering (4200-4299)."""
         limit = self.config.rate_limiter.websocket_rate_limit
-        client = scope.get("client")
-        forwarded = [
-            value.decode("latin-1")
-            for name, value in scope.get("headers", ())
-            if name == b"x-forwarded-for"
-        ]
-        ip = client_ip(client[0] if client else None, forwarded, limit.trust_hops)
+        forwarded = headers.get("x-forwarded-for")
+        ip = client_ip(client, [forwarded] if forwarded else [], limit.trust_hops)
         decision = await self.rate_limiter.hit(
             f"{limit.identifier}:{ip}", limit.max_requests, limit.window_seconds
         )
@@ -281,9 +237,3 @@ class PusherEndpoint:
             conn.close(code, reason)
             conn.kill()
 
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
