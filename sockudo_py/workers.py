@@ -26,7 +26,6 @@ import signal
 import socket
 import sys
 import tempfile
-import time
 import uuid
 
 from .adapters.ipc import IpcHub
@@ -40,8 +39,9 @@ HUB_ENV = "SOCKUDO_WORKERS_HUB"
 """The supervisor's ``IpcHub`` socket, when the workers cluster through it."""
 NODE_ENV = "SOCKUDO_WORKERS_NODE"
 """The base of the workers' node ids (``instance.process_id`` or a fresh UUID)."""
-START_FAILURE_WINDOW = 5.0
-"""A worker that exits within this many seconds of its start failed to start."""
+START_FAILURES = frozenset({2, 3})
+"""Exit statuses of a worker that could not start (configuration, driver, port; uvicorn's
+start-up failure): restarting it would fail again."""
 RESTART_DELAY = 1.0
 PR_SET_PDEATHSIG = 1
 
@@ -137,7 +137,6 @@ class Supervisor:
     async def _keep(self, index: int, env: dict[str, str]) -> None:
         """Run worker ``index``, again whenever it dies, until the supervisor stops."""
         while not self.stopping:
-            started = time.monotonic()
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "sockudo_py", *self.argv,
                 env={**os.environ, **env, WORKER_ENV: str(index)},
@@ -147,7 +146,7 @@ class Supervisor:
             code = await process.wait()
             if self.stopping:
                 return
-            if time.monotonic() - started < START_FAILURE_WINDOW:
+            if code in START_FAILURES:
                 log.error("supervisor: worker %d failed to start (exit %s): stopping", index, code)
                 self.failed = True
                 self._stop.set()

@@ -36,4 +36,3 @@ def deflate_factory(compression: str) -> ServerPerMessageDeflateFactory | None:
         client_max_window_bits=bits,
         compress_settings={"memLevel": bits - 7},
     )
-

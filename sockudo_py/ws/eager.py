@@ -1,9 +1,10 @@
 """Running a coroutine at once, and as a task only if it has to wait.
 
-Most client frames (pings, client events, public subscribes on the local adapter) are
-handled without ever waiting; a task per frame would cost more than handling it. Python
-3.12's ``asyncio.eager_task_factory`` does this for every task; this is the same for the one
-place that needs it, on 3.11 too.
+A client event's ``Adapter.broadcast`` never waits (local delivery, the cluster's outbox),
+and a task per client event would cost more than the event. Python 3.12's
+``asyncio.eager_task_factory`` does this for every task; this is the same on 3.11, for
+coroutines that do not need to be the current task until they first wait
+(``asyncio.timeout`` does: drivers' I/O is never run this way).
 """
 
 from __future__ import annotations

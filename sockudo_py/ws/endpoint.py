@@ -236,4 +236,3 @@ class PusherEndpoint:
         for conn in list(self.connections.values()):
             conn.close(code, reason)
             conn.kill()
-

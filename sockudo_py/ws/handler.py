@@ -21,6 +21,7 @@ from ..protocol.frames import ClientFrame, PresenceMember
 from ..protocol.signatures import verify_channel_auth, verify_user_auth
 from ..webhooks.events import CACHE_MISS, CLIENT_EVENT, SUBSCRIPTION_COUNT, wants
 from .connection import Connection
+from .eager import Handling, run_eagerly
 
 if TYPE_CHECKING:
     from ..webhooks.dispatcher import WebhookDispatcher
@@ -54,7 +55,11 @@ class PusherHandler:
         self.cache = cache
         self.webhooks = webhooks
 
-    async def handle(self, conn: Connection, raw: str | bytes) -> None:
+    def handle(self, conn: Connection, raw: str | bytes) -> Handling | None:
+        """Handle a client frame. Pings and client events need no I/O and are handled here
+        and now; for the other frames (which may wait on an app store, a cache or the
+        cluster) the coroutine that handles them is returned, for the caller to run as a
+        task, the socket's next frames waiting until it is done."""
         conn.mark_active()
         try:
             frame = frames.parse_frame(raw)
@@ -63,16 +68,29 @@ class PusherHandler:
                 conn.send(frames.PONG)
             elif event == "pusher:pong":
                 pass
-            elif event == "pusher:subscribe":
-                await self.subscribe(conn, frames.parse_subscribe(frame.data))
-            elif event == "pusher:unsubscribe":
-                await self.unsubscribe(conn, frames.parse_unsubscribe(frame.data))
-            elif event == "pusher:signin":
-                await self.signin(conn, frames.parse_signin(frame.data))
             elif event.startswith(CLIENT_EVENT_PREFIX):
-                await self.client_event(conn, frame)
+                self.client_event(conn, frame)
+            elif event == "pusher:subscribe":
+                return self._guarded(conn, self.subscribe(conn, frames.parse_subscribe(frame.data)))
+            elif event == "pusher:unsubscribe":
+                channel = frames.parse_unsubscribe(frame.data)
+                return self._guarded(conn, self.unsubscribe(conn, channel))
+            elif event == "pusher:signin":
+                return self._guarded(conn, self.signin(conn, frames.parse_signin(frame.data)))
             else:
                 raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"Unknown event {event!r}")
+        except ProtocolError as exc:
+            conn.error(exc.code, exc.message)
+        except Exception:
+            log.exception("error handling a frame of %s", conn.socket_id)
+            conn.error(ErrorCode.INVALID_MESSAGE, "Internal server error")
+        return None
+
+    @staticmethod
+    async def _guarded(conn: Connection, work: Handling) -> None:
+        """``work``, what it raises answered on the socket as ``handle`` does."""
+        try:
+            await work
         except ProtocolError as exc:
             conn.error(exc.code, exc.message)
         except Exception:
@@ -223,7 +241,7 @@ class PusherHandler:
 
     # --- client events -----------------------------------------------------------------
 
-    async def client_event(self, conn: Connection, frame: ClientFrame) -> None:
+    def client_event(self, conn: Connection, frame: ClientFrame) -> None:
         app, channel = conn.app, frame.channel
 
         def reject(reason: str) -> ProtocolError:
@@ -248,12 +266,15 @@ class PusherHandler:
             raise reject("Client event rate limit exceeded")
         member = conn.channels[channel]
         user_id = member.user_id if member is not None else None
-        await self.adapter.broadcast(
-            app.id,
-            channel,
-            frames.channel_event(frame.event, channel, frame.data, user_id),
-            conn.socket_id,
-            started=conn.last_activity,  # when the frame arrived
+        # no adapter waits in broadcast (local delivery, the cluster's outbox): run it now
+        run_eagerly(
+            self.adapter.broadcast(
+                app.id,
+                channel,
+                frames.channel_event(frame.event, channel, frame.data, user_id),
+                conn.socket_id,
+                started=conn.last_activity,  # when the frame arrived
+            )
         )
         if self.webhooks is not None and wants(app, CLIENT_EVENT):
             user = member.key if member is not None else None

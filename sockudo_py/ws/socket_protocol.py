@@ -6,8 +6,9 @@ the handshake, the frames (``ws.wire``) and the writes are done here, straight o
 transport, with no task or queue per socket; every other path is served by uvicorn's own
 WebSocket protocol and the ASGI app (``AsgiWebSocketProtocol``).
 
-Per socket this holds a ``FrameReader``, the ``Connection`` and, only while a frame's handling
-waits on I/O (an app store, a broker), one task; frames that arrive meanwhile wait in order.
+Per socket this holds a ``FrameReader``, the ``Connection`` and, only while the socket is
+admitted or a frame that may wait on I/O (a subscribe, a sign-in) is handled, one task; frames
+that arrive meanwhile wait, in order. Pings and client events are handled at once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from websockets.headers import build_extension, parse_extension
 from . import wire
 from .compression import deflate_factory
 from .connection import Connection, log_connection_error
-from .eager import Handling, run_eagerly
+from .eager import Handling
 from .endpoint import SHUTTING_DOWN, PusherEndpoint
 
 log = logging.getLogger("sockudo_py.ws")
@@ -80,10 +81,10 @@ class AsgiWebSocketProtocol(WebSocketsSansIOProtocol):
 class PusherSocket(asyncio.Protocol):
     """One WebSocket to ``/app/{key}``: handshake, frames in, frames out (``Sink``).
 
-    Frames of the connection are handled one at a time, in order: each runs at once
-    (``run_eagerly``), and only one that waits becomes a task, the next frames waiting behind
-    it. When the TCP connection goes, the endpoint forgets the connection once any frame in
-    hand is done (cancelled).
+    Frames of the connection are handled one at a time, in order: those that need no I/O
+    at once, the others as a task, the next frames waiting behind it. When the TCP
+    connection goes, the endpoint forgets the connection once any frame in hand is done
+    (cancelled).
     """
 
     __slots__ = (
@@ -223,7 +224,7 @@ class PusherSocket(asyncio.Protocol):
         key = request.path[len(APP_PATH) :]
         peer = self._transport.get_extra_info("peername")
         client = peer[0] if isinstance(peer, tuple) else None
-        self._run(endpoint.open(self, key, request.headers, client, encode))
+        self._start(endpoint.open(self, key, request.headers, client, encode))
 
     def _hand_over(
         self, factory: SocketProtocolFactory, uvicorn_args: dict[str, Any], head: bytes
@@ -257,15 +258,15 @@ class PusherSocket(asyncio.Protocol):
             return
         if conn.metrics is not None:
             conn.metrics.frame_received(payload)
-        self._run(self._endpoint.handler.handle(conn, payload))
+        work = self._endpoint.handler.handle(conn, payload)
+        if work is not None:
+            self._start(work)
 
-    def _run(self, coro: Handling) -> None:
-        task = run_eagerly(coro)
-        if task is not None:
-            self._task = task
-            task.add_done_callback(self._handled)
-        else:
-            self._drain_inbox()
+    def _start(self, work: Handling) -> None:
+        """Run ``work`` as the socket's task; the next frames wait until it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._task = task
+        task.add_done_callback(self._handled)
 
     def _handled(self, task: asyncio.Task[None]) -> None:
         if self._task is task:
