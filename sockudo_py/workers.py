@@ -121,6 +121,11 @@ class Supervisor:
             await hub.start()
             env[HUB_ENV] = hub.path
         log.info("supervisor: starting %d workers on port %s", self.count, self.config.port)
+        if self.config.cache.driver == "memory":
+            log.warning(
+                "supervisor: cache.driver memory is per worker: a cache channel's last event "
+                "is kept by the worker that took the publish (use redis to share it)"
+            )
         try:
             watchers = [loop.create_task(self._keep(index, env)) for index in range(self.count)]
             await self._stop.wait()
