@@ -76,6 +76,10 @@ def two_workers(sockudo_server_factory: ServerFactory) -> RunningServer:
     config = {"workers": 2, "shutdown_grace_period": 3, "metrics": metrics}
     server = sockudo_server_factory(config)
     assert len(workers_of(server)) == 2
+    deadline = time.monotonic() + 15  # /up answered from one worker: wait for both
+    while not (_up(server, 0) and _up(server, 1)):
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.05)
     return server
 
 
@@ -146,7 +150,7 @@ async def test_a_dead_worker_is_replaced(two_workers: RunningServer) -> None:
     os.kill(second, signal.SIGKILL)
     await wait_for(lambda: len(workers_of(server)) == 2 and second not in workers_of(server), 15)
     assert first in workers_of(server)
-    await wait_for(lambda: _up(server), 15)
+    await wait_for(lambda: _up(server, 1), 15)
     clients = [await PusherWs.connect(server, server.app["key"]) for _ in range(8)]
     try:
         for client in clients:
@@ -158,9 +162,10 @@ async def test_a_dead_worker_is_replaced(two_workers: RunningServer) -> None:
         await close_all(*clients)
 
 
-def _up(server: RunningServer) -> bool:
+def _up(server: RunningServer, worker: int) -> bool:
+    """Worker ``worker`` serves its metrics (it has started)."""
     try:
-        return connected(server, 1) >= 0
+        return connected(server, worker) >= 0
     except OSError:
         return False
 
