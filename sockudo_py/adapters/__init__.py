@@ -16,7 +16,7 @@ def create_adapter(config: Config) -> Adapter:
     if driver == "local":
         from .local import LocalAdapter
 
-        return LocalAdapter()
+        return LocalAdapter(config.instance.process_id)
     from .horizontal import HorizontalAdapter, new_node_id
     from .transport import Transport
 
