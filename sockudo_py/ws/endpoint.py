@@ -13,6 +13,7 @@ from typing import Any
 from ..adapters import Adapter
 from ..app_manager import AppManager, AppManagerUnavailable
 from ..config import App, Config
+from ..console.tap import Tap
 from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
@@ -48,7 +49,8 @@ class PusherEndpoint:
 
     ``connections`` holds every open connection; ``sweep`` (run by ``run_timers``) sends the
     activity ping, closes 4201 when no pong follows, and closes 4009 sockets that did not
-    authenticate in time where the app asks for it.
+    authenticate in time where the app asks for it. Connections opened and closed are
+    shown in the console's log through ``tap``.
     """
 
     def __init__(
@@ -59,8 +61,10 @@ class PusherEndpoint:
         handler: PusherHandler,
         metrics: Metrics,
         rate_limiter: RateLimiter | None = None,
+        tap: Tap | None = None,
     ) -> None:
         self.config = config
+        self.tap = Tap(adapter.node_id) if tap is None else tap
         self.metrics = metrics
         self.rate_limiter = NoRateLimiter() if rate_limiter is None else rate_limiter
         self.app_manager = app_manager
@@ -110,6 +114,8 @@ class PusherEndpoint:
         scope[SCOPE_KEY] = conn
         conn.start()
         self.metrics.connection_opened(app.id)
+        if self.tap.active:
+            self.tap.connected(app.id, conn.socket_id)
         try:
             await self.adapter.add_socket(app.id, conn)
             conn.send(frames.connection_established(conn.socket_id, self.config.activity_timeout))
@@ -124,6 +130,8 @@ class PusherEndpoint:
                 await self.handler.disconnected(conn)
             finally:
                 self.leaving -= 1
+            if self.tap.active:
+                self.tap.disconnected(app.id, conn.socket_id, conn.close_code)
             if conn.close_code is None or conn.close_code == 1006:
                 await conn.stop_writer()
 
