@@ -56,6 +56,7 @@ class ConsoleCluster:
         self._remote_rates: dict[str, tuple[float, dict[str, list[float]]]] = {}
         self._last: tuple[float, dict[str, tuple[float, float]]] | None = None
         self._wake = asyncio.Event()
+        self._announce_now = False
         self._task: asyncio.Task[None] | None = None
         adapter.listen_relay(self.on_relay)
         tap.forward = self.offer
@@ -72,6 +73,7 @@ class ConsoleCluster:
 
     def changed(self) -> None:
         """What this node's consoles watch changed: tell the other nodes now."""
+        self._announce_now = True
         self._wake.set()
 
     def rates(self, app_id: str) -> tuple[float, float, int]:
@@ -100,12 +102,13 @@ class ConsoleCluster:
         next_announce = 0.0
         while True:
             now = time.monotonic()
-            if now >= next_announce or self._wake.is_set():
-                self._wake.clear()
+            if now >= next_announce or self._announce_now:
+                self._announce_now = False
                 self._announce(now)
                 next_announce = now + ANNOUNCE
             self._flush()
-            wait = TICK if self.tap.active else max(0.0, next_announce - time.monotonic())
+            wait = min(TICK, next_announce - now) if self.tap.active else next_announce - now
+            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
@@ -171,7 +174,10 @@ class ConsoleCluster:
                 self._watchers[sender] = (now + WATCH_TTL, apps)
             else:
                 self._watchers.pop(sender, None)
+            active = self.tap.active
             self.tap.watch_remote(set().union(*(a for _, a in self._watchers.values())))
+            if self.tap.active and not active:
+                self._wake.set()  # entries to forward from now on: batch them every TICK
         elif kind == "entries":
             app_id = str(message["a"])
             for entry in message["e"]:

@@ -339,7 +339,8 @@
         parts.push(`socket ${entry.socket_id}`);
         break;
       case 'disconnected':
-        parts.push(`socket ${entry.socket_id}`, `code ${entry.code ?? '-'}`);
+        // 1006: the client (or the network) closed it; anything else: the server, with that code
+        parts.push(`socket ${entry.socket_id}`, entry.code === 1006 || entry.code == null ? 'closed by the client' : `closed by the server: ${entry.code}`);
         break;
       case 'webhook':
         parts.push(`${entry.target} -> ${entry.error ? `failed: ${entry.error}` : `HTTP ${entry.status ?? 'ok'}`}`);
