@@ -6,17 +6,21 @@ recorded while no console is open; sampling and drops under load)."""
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from sockudo_py.config import Config
 from sockudo_py.console.tap import Tap
 from sockudo_py.protocol.signatures import sign_channel
+from sockudo_py.queue import Job, Retry
 from sockudo_py.server import Node
+from sockudo_py.webhooks.delivery import WebhookDelivery
 
 with warnings.catch_warnings():  # it works with httpx (the project's), but would rather have httpx2
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
@@ -283,6 +287,24 @@ def test_the_event_creator_publishes_as_the_http_api_does(client: TestClient) ->
         excluded.close()
 
 
+def test_the_event_creator_refuses_a_disabled_app() -> None:
+    config = Config.model_validate(
+        {
+            "metrics": {"enabled": False},
+            "app_manager": {"array": {"apps": [{**APP_A, "enabled": False}]}},
+            "console": {"enabled": True, "admin_token": ADMIN},
+        }
+    )
+    with TestClient(Node.build(config).asgi_app()) as client:
+        posted = client.post(
+            "/console/api/apps/a1/events", headers=bearer(ADMIN),
+            json={"channel": "c", "name": "e", "data": "{}"},
+        )  # fmt: skip
+        assert_error(posted, 403)
+        apps = client.get("/console/api/apps", headers=bearer(ADMIN)).json()["apps"]
+        assert apps == [{"id": "a1", "key": "key-a1", "enabled": False}]
+
+
 # --------------------------------------------------------------------------- the live log
 
 
@@ -370,6 +392,40 @@ def test_nothing_is_recorded_while_no_console_is_open(
     socket.close()
     assert not node.endpoint.tap.active
     assert recorded == []
+
+
+async def test_webhook_requests_and_their_status_are_logged() -> None:
+    statuses = iter([200, 503])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(statuses))
+
+    node = make_node()
+    await node.app_manager.start()
+    tap = Tap("n1")
+    delivery = WebhookDelivery(node.app_manager, node.config.webhooks, tap=tap)
+    delivery._http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    subscriber = tap.subscribe("a1")
+    events = [{"name": "channel_occupied", "channel": "news"},
+              {"name": "member_added", "channel": "presence-x", "user_id": "u"}]  # fmt: skip
+    job = Job("j1", "webhooks", {
+        "app_id": "a1",
+        "target": {"url": "https://user:pw@hooks.example/in", "event_types": ["channel_occupied"]},
+        "body": json.dumps({"time_ms": 0, "events": events}),
+        "events": 2,
+    }, attempts=1, enqueued_at=time.time())  # fmt: skip
+    await delivery(job)
+    job.attempts = 2
+    with pytest.raises(Retry):
+        await delivery(job)
+    await delivery.close()
+    sent, failed = tap.take(subscriber)[0]
+    assert sent["kind"] == failed["kind"] == "webhook"
+    assert sent["target"] == failed["target"] == "https://user:***@hooks.example/in"
+    assert sent["event"] == "channel_occupied, member_added"
+    assert sent["channels"] == ["news", "presence-x"]
+    assert (sent["status"], sent["error"], sent["attempt"]) == (200, None, 1)
+    assert (failed["status"], failed["error"], failed["attempt"]) == (None, "HTTP 503", 2)
 
 
 def fake_clock() -> tuple[list[float], Any]:

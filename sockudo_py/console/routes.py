@@ -180,6 +180,8 @@ class Console:
         ``channel`` or ``channels``, ``socket_id``, ``info``), published the same way."""
         started = time.monotonic()
         app = await self._app(request)
+        if not app.enabled:  # as the HTTP API refuses it
+            raise ApiError(403, "forbidden", f"App {app.id} is disabled")
         try:
             body = orjson.loads(await read_body(request, self.http_api.body_limit))
         except orjson.JSONDecodeError:
