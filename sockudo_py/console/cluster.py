@@ -107,7 +107,8 @@ class ConsoleCluster:
                 self._announce(now)
                 next_announce = now + ANNOUNCE
             self._flush()
-            wait = min(TICK, next_announce - now) if self.tap.active else next_announce - now
+            # entries to forward come only while other nodes watch
+            wait = min(TICK, next_announce - now) if self._watchers else next_announce - now
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
@@ -169,14 +170,14 @@ class ConsoleCluster:
         kind = message.get("k") if isinstance(message, dict) else None
         now = time.monotonic()
         if kind == "watch":
+            watched = bool(self._watchers)
             apps = {str(app_id) for app_id in message.get("apps", [])}
             if apps:
                 self._watchers[sender] = (now + WATCH_TTL, apps)
             else:
                 self._watchers.pop(sender, None)
-            active = self.tap.active
             self.tap.watch_remote(set().union(*(a for _, a in self._watchers.values())))
-            if self.tap.active and not active:
+            if self._watchers and not watched:
                 self._wake.set()  # entries to forward from now on: batch them every TICK
         elif kind == "entries":
             app_id = str(message["a"])
