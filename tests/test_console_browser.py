@@ -56,13 +56,13 @@ def browser_page(tmp_path: Path) -> Iterator[tuple[Any, list[str]]]:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(WAIT_MS)
+
+            def console_error(message: Any) -> None:
+                if message.type == "error":
+                    errors.append(f"console error: {message.text}")
+
             page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
-            page.on(
-                "console",
-                lambda message: errors.append(f"console {message.type}: {message.text}")
-                if message.type == "error"
-                else None,
-            )
+            page.on("console", console_error)
             yield page, errors
         finally:
             browser.close()
@@ -77,7 +77,7 @@ def server(sockudo_server_factory: ServerFactory) -> RunningServer:
 
 
 def test_the_console_shows_a_pusher_js_client_and_sends_it_an_event(
-    server: RunningServer, browser_page: tuple[Any, list[str]]
+    browser_page: tuple[Any, list[str]], server: RunningServer
 ) -> None:
     from playwright.sync_api import expect
 
