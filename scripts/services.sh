@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the services the tests need answer on loopback:
 #   Redis 6379, NATS 4222 (JetStream), MariaDB 3306 (root / empty password, database `test`),
-# plus the redis-server binary itself (the Redis Cluster tests spawn their own instances).
+# plus the redis-server binary itself (the Redis Cluster tests spawn their own instances)
+# and Debian's Chromium with its driver (the console's browser test drives it with Playwright;
+# Playwright's own browser download is never used).
 #
 # Services that already answer are left alone (we never stop anything). Missing ones are
 # started; missing binaries are apt-installed when we are root, otherwise we print the
@@ -115,9 +117,12 @@ setup_mariadb() {
         problem "MariaDB on port $MYSQL_PORT refuses root with an empty password over TCP"
 }
 
-# 1. Binaries: redis-server always (cluster tests), the others only if their port is down.
+# 1. Binaries: redis-server and chromium always (cluster and browser tests), the others only
+#    if their port is down.
 need=()
 bin redis-server >/dev/null || need+=(redis-server)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+bin chromedriver >/dev/null || need+=(chromium-driver)
 is_up "$NATS_PORT" || bin nats-server >/dev/null || need+=(nats-server)
 is_up "$MYSQL_PORT" || bin mariadbd >/dev/null || need+=(mariadb-server)
 if ((${#need[@]})); then

@@ -895,6 +895,15 @@ class InstanceConfig(Section):
     process_id: str | None = None
 
 
+class ConsoleConfig(Section):
+    """The browser debug console (``GET /console``, README "Console"): off unless ``enabled``.
+    Its data, actions and live log need ``admin_token`` (every app) or an app's secret (that
+    app alone); with no ``admin_token``, only app secrets open it."""
+
+    enabled: bool = False
+    admin_token: str | None = None
+
+
 class LoggingConfig(Section):
     colors_enabled: bool = True
     include_target: bool = True
@@ -966,6 +975,7 @@ class Config(Section):
     websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     unix_socket: UnixSocketConfig = Field(default_factory=UnixSocketConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -1197,6 +1207,8 @@ CORS_ORIGINS                              list   cors.origin
 CORS_METHODS                              list   cors.methods
 CORS_HEADERS                              list   cors.allowed_headers
 CORS_CREDENTIALS                          bool   cors.credentials
+CONSOLE_ENABLED                           bool   console.enabled
+CONSOLE_ADMIN_TOKEN                       str?   console.admin_token
 LOG_COLORS_ENABLED                        bool   logging.colors_enabled
 LOG_INCLUDE_TARGET                        bool   logging.include_target
 CLUSTER_HEALTH_ENABLED                    bool   cluster_health.enabled

@@ -18,11 +18,14 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
 
 from .adapters import Adapter, create_adapter
 from .app_manager import AppManager, create_app_manager
 from .cache import Cache, create_cache
 from .config import Config, CorsConfig
+from .console.routes import Console, disabled_routes
+from .console.tap import Tap
 from .http_api import ApiError, HttpApi
 from .http_api.errors import api_error_handler, not_found_handler
 from .metrics import Metrics
@@ -80,7 +83,8 @@ class Deadline:
 @dataclass
 class Node:
     """Everything one server process runs, built from its ``Config``. Webhooks (``queue``,
-    ``webhooks``, ``delivery``) are off with ``queue.driver`` ``none``."""
+    ``webhooks``, ``delivery``) are off with ``queue.driver`` ``none``; the ``console``
+    without ``console.enabled`` (its ``tap`` then stays inactive)."""
 
     config: Config
     app_manager: AppManager
@@ -93,6 +97,7 @@ class Node:
     queue: Queue | None = None
     webhooks: WebhookDispatcher | None = None
     delivery: WebhookDelivery | None = None
+    console: Console | None = None
     deadline: Deadline | None = field(default=None, init=False)
     """Set when the node begins to drain (see :meth:`begin_drain`)."""
 
@@ -113,23 +118,32 @@ class Node:
         )
         rate_limiter = create_rate_limiter(config)
         queue = create_queue(config)
+        tap = Tap(adapter.node_id)
         webhooks = delivery = None
         if queue is not None:
             webhooks = WebhookDispatcher(app_manager, queue, config.webhooks, view=adapter)
-            delivery = WebhookDelivery(app_manager, config.webhooks, metrics)
+            delivery = WebhookDelivery(app_manager, config.webhooks, metrics, tap)
             adapter.listen(webhooks)
-        handler = PusherHandler(adapter, cache, webhooks)
-        endpoint = PusherEndpoint(config, app_manager, adapter, handler, metrics, rate_limiter)
-        http_api = HttpApi(config, app_manager, adapter, cache, metrics, rate_limiter)
+        handler = PusherHandler(adapter, cache, webhooks, tap)
+        endpoint = PusherEndpoint(config, app_manager, adapter, handler, metrics, rate_limiter, tap)
+        http_api = HttpApi(config, app_manager, adapter, cache, metrics, rate_limiter, tap)
+        console = None
+        if config.console.enabled:
+            console = Console(
+                config.console, app_manager, adapter, http_api, tap, metrics.message_totals
+            )
         return cls(
             config, app_manager, adapter, cache, metrics, endpoint, http_api, rate_limiter,
-            queue, webhooks, delivery,
+            queue, webhooks, delivery, console,
         )  # fmt: skip
 
     def asgi_app(self) -> Starlette:
-        """The HTTP API (``/app/{key}`` upgrades never reach it: see ``socket_protocol``)."""
+        """The HTTP API and the console (``/app/{key}`` upgrades never reach it: see
+        ``ws.socket_protocol``)."""
+        routes: list[BaseRoute] = [*self.http_api.routes()]
+        routes += disabled_routes() if self.console is None else self.console.routes()
         return Starlette(
-            routes=self.http_api.routes(),
+            routes=routes,
             middleware=[cors_middleware(self.config.cors)],
             exception_handlers={
                 ApiError: api_error_handler,
@@ -145,6 +159,8 @@ class Node:
         await self.rate_limiter.start()
         await self.app_manager.start()
         await self.adapter.start()
+        if self.console is not None:
+            await self.console.start()
         loop = asyncio.get_running_loop()
         consumer = None
         if self.queue is not None and self.delivery is not None:
@@ -156,6 +172,8 @@ class Node:
             yield
         finally:
             timers.cancel()
+            if self.console is not None:
+                await self.console.stop()
             deadline = self.deadline or Deadline.for_grace(self.config.shutdown_grace_period)
             await self._stop_webhooks(consumer, deadline)
             drivers: list[tuple[str, Callable[[], Awaitable[None]]]] = [

@@ -62,7 +62,7 @@ _SERVER_ENV_NAMES = {
     "METRICS_ENABLED",
     "METRICS_PORT",
 }
-_SERVER_ENV_PREFIXES = ("SOCKUDO_", "DATABASE_", "NATS_", "LOG_")
+_SERVER_ENV_PREFIXES = ("SOCKUDO_", "DATABASE_", "NATS_", "LOG_", "CONSOLE_")
 
 
 class InteropError(RuntimeError):

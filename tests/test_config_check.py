@@ -217,6 +217,7 @@ ENV_SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "canary-env-aws-33",
     "AWS_ACCESS_KEY_ID": "canary-env-aws-id-34",
     "NATS_TOKEN": "canary-env-nats-35",
+    "CONSOLE_ADMIN_TOKEN": "canary-env-console-36",
 }
 
 
@@ -311,6 +312,7 @@ def test_secrets_are_masked_and_never_printed(tmp_path: Path) -> None:
     assert database["mysql"]["password"] == database["postgres"]["password"] == MASK
     dynamo = database["dynamodb"]
     assert dynamo["aws_access_key_id"] == dynamo["aws_secret_access_key"] == MASK
+    assert effective["console"] == {"enabled": False, "admin_token": MASK}
     # a switch is not a secret, and what is not set shows as not set
     assert effective["cors"]["credentials"] is True
     assert effective["database"]["redis"]["username"] is None

@@ -17,7 +17,7 @@ def create_adapter(config: Config, ipc_hub: str | None = None) -> Adapter:
     if driver == "local" and ipc_hub is None:
         from .local import LocalAdapter
 
-        return LocalAdapter()
+        return LocalAdapter(config.instance.process_id)
     from .horizontal import HorizontalAdapter, new_node_id
     from .transport import Transport
 

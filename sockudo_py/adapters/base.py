@@ -6,14 +6,19 @@ other nodes. The server core never asks which adapter it has.
 
 from __future__ import annotations
 
+import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..core import Namespace, Socket
 from ..protocol.frames import PresenceMember
 
 T = TypeVar("T")
+
+RelayListener = Callable[[str, Any], None]
+"""Receives a relayed message: the sending node's id and the message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +142,18 @@ class Adapter(ABC):
     ``subscribe`` does not suspend between joining and returning, so the caller can send
     ``subscription_succeeded`` with ``members`` before any later ``member_added`` reaches
     the socket.
+
+    ``node_id`` names this node (``instance.process_id``; else the host name for one node,
+    a random id in a cluster). ``relay`` is a side channel between nodes for tools (the
+    console): best effort, in order, never replayed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, node_id: str | None = None) -> None:
         self._namespaces: dict[str, Namespace] = {}
+        self.node_id = node_id or socket.gethostname()
         self.listener: ChannelListener | None = None
         self.observer: AdapterObserver = _Unobserved()
+        self.relay_listener: RelayListener | None = None
 
     def listen(self, listener: ChannelListener) -> None:
         """Report channel transitions to ``listener`` from now on."""
@@ -151,6 +162,14 @@ class Adapter(ABC):
     def observe(self, observer: AdapterObserver) -> None:
         """Report deliveries, subscriptions and cluster requests to ``observer`` (metrics)."""
         self.observer = observer
+
+    def listen_relay(self, listener: RelayListener) -> None:
+        """Hand the messages other nodes ``relay`` to ``listener`` from now on."""
+        self.relay_listener = listener
+
+    def relay(self, message: Any) -> None:
+        """Send ``message`` (JSON-able) to the relay listener of every other node, without
+        waiting; dropped while the broker is unreachable. Nothing to do with one node."""
 
     def namespace(self, app_id: str) -> Namespace:
         """This node's registry for ``app_id`` (created on first use)."""

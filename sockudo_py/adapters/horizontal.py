@@ -116,9 +116,8 @@ class HorizontalAdapter(LocalAdapter):
         discovery_idle: float = 0.15,
         discovery_max: float = 1.0,
     ) -> None:
-        super().__init__()
+        super().__init__(transport.node_id)
         self.transport = transport
-        self.node_id = transport.node_id
         self.request_timeout = request_timeout
         self.health = health
         self.fallback_to_local = fallback_to_local
@@ -471,6 +470,10 @@ class HorizontalAdapter(LocalAdapter):
                 query.answers[sender] = message["v"]
                 query.settle()
             return
+        if kind == "x":
+            if self.relay_listener is not None:
+                self.relay_listener(sender, message["v"])
+            return
         if kind == "bye":
             peer = self.peers.get(sender)
             if peer is not None:
@@ -625,6 +628,10 @@ class HorizontalAdapter(LocalAdapter):
     async def terminate_user_connections(self, app_id: str, user_id: str) -> None:
         self._terminate_local(app_id, user_id)
         self._send(None, "term", a=app_id, u=user_id)
+
+    def relay(self, message: Any) -> None:
+        if self._up.is_set():
+            self._send(None, "x", v=message)
 
     # --- queries ------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from ..adapters import Adapter, Answer
 from ..app_manager import AppManager
 from ..cache import Cache, channel_cache_key
 from ..config import App, Config
+from ..console.tap import Tap
 from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.channels import ChannelKind, channel_type, validate_channel_name
@@ -27,7 +28,8 @@ from .usage import memory_usage
 
 
 class HttpApi:
-    """Handlers of the HTTP API over the node's drivers."""
+    """Handlers of the HTTP API over the node's drivers; publishes are shown in the
+    console's log through ``tap``."""
 
     def __init__(
         self,
@@ -37,8 +39,10 @@ class HttpApi:
         cache: Cache,
         metrics: Metrics,
         rate_limiter: RateLimiter | None = None,
+        tap: Tap | None = None,
     ) -> None:
         self.config = config
+        self.tap = Tap(adapter.node_id) if tap is None else tap
         self.limits = ApiLimits(
             config, NoRateLimiter() if rate_limiter is None else rate_limiter, metrics
         )
@@ -106,9 +110,17 @@ class HttpApi:
     async def events(self, request: Request) -> Response:
         started = time.monotonic()
         app, body = await self._json(request)
+        return await self.trigger(request, app, body, started)
+
+    async def trigger(
+        self, request: Request, app: App, body: Any, started: float, via: str = "http"
+    ) -> Response:
+        """``POST /apps/{id}/events`` once the request is authenticated as ``app`` (the
+        console's event creator calls it too, ``via`` ``console``): validate the event
+        ``body``, count it against the app's limits, publish it, answer its ``info``."""
         event = parse_event(body, app)
         await self.limits.backend_events(request, app, len(event.channels))
-        await self._publish(app, event, started)
+        await self._publish(app, event, started, via)
         if not event.info:
             return JSONResponse({})
         answers: list[Answer[int]] = []
@@ -138,9 +150,12 @@ class HttpApi:
             batch_info.append(info[event.channels[0]] if event.info else {})
         return cluster_response({"batch": batch_info}, answers)
 
-    async def _publish(self, app: App, event: Event, started: float) -> None:
+    async def _publish(self, app: App, event: Event, started: float, via: str = "http") -> None:
         """Broadcast ``event`` on each of its channels; ``started``: when the request came
-        in (``time.monotonic()``), for the broadcast latency."""
+        in (``time.monotonic()``), for the broadcast latency; ``via``: for the console's
+        log."""
+        if self.tap.active:
+            self.tap.published(app.id, event.channels, event.name, event.data, event.socket_id, via)
         ttl = self.config.channel_limits.cache_ttl
         for channel in event.channels:
             frame = frames.channel_event(event.name, channel, event.data)

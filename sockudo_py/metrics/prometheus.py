@@ -353,6 +353,14 @@ class Metrics:
             app = self._apps[app_id] = AppMetrics(self, app_id)
         return app
 
+    def message_totals(self) -> dict[str, tuple[float, float]]:
+        """WebSocket messages received and sent on this node since start-up, per app that
+        has any (the console's message rates)."""
+        return {
+            app_id: (app.received._value.get(), app.sent._value.get())
+            for app_id, app in self._apps.items()
+        }
+
     def connection_opened(self, app_id: str) -> None:
         app = self.app(app_id)
         app.connected.inc()

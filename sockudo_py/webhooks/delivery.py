@@ -13,6 +13,7 @@ import orjson
 from .. import __version__
 from ..app_manager import AppManager, AppManagerUnavailable
 from ..config import Webhook, WebhookRetry, WebhooksConfig
+from ..console.tap import Tap
 from ..outage import redact_url
 from ..protocol.signatures import sign_webhook
 from ..queue import Job, Reject, Retry
@@ -58,7 +59,7 @@ class WebhookDelivery:
     ``max_attempts`` is spent; then, or at once for any other answer, or when retries are
     off, or the app no longer exists, it raises :class:`Reject` and the queue keeps the job
     in its dead letters. An unreachable app store means try again later. Each outcome is
-    reported to ``observer``, if given.
+    reported to ``observer``, if given, and each request to the console's ``tap``.
     """
 
     def __init__(
@@ -66,10 +67,12 @@ class WebhookDelivery:
         app_manager: AppManager,
         config: WebhooksConfig,
         observer: DeliveryObserver | None = None,
+        tap: Tap | None = None,
     ) -> None:
         self.app_manager = app_manager
         self.config = config
         self.observer = observer
+        self.tap = tap
         self._http: httpx.AsyncClient | None = None
         self._lambda: LambdaTarget | None = None
 
@@ -106,15 +109,18 @@ class WebhookDelivery:
             self._retry_or_give_up(job, policy, DeliveryFailed(str(exc), retryable=True))
         if app is None:
             raise Reject(f"app {app_id} no longer exists")
+        target = redact_url(webhook.url) if webhook.url else "lambda"
         try:
             if webhook.url:
-                await self._post(webhook, body, app.key, app.secret)
+                status = await self._post(webhook, body, app.key, app.secret)
             elif webhook.lambda_function or (webhook.lambda_ and webhook.lambda_.function_name):
                 await self._lambda_target().invoke(webhook, body)
+                status = None
             else:
                 raise Reject("the webhook has neither a url nor a lambda function")
         except DeliveryFailed as failure:
-            target = redact_url(webhook.url) if webhook.url else "lambda"
+            if self.tap is not None and self.tap.active:
+                self.tap.webhook(app_id, target, _events(body), None, failure.reason, job.attempts)
             log.warning(
                 "webhook of app %s to %s failed (attempt %d): %s",
                 app_id, target, job.attempts, failure.reason,
@@ -124,6 +130,8 @@ class WebhookDelivery:
             if not failure.retryable:
                 raise Reject(failure.reason) from None
             self._retry_or_give_up(job, policy, failure)
+        if self.tap is not None and self.tap.active:
+            self.tap.webhook(app_id, target, _events(body), status, None, job.attempts)
 
     @staticmethod
     def _retry_or_give_up(job: Job, policy: WebhookRetry, failure: DeliveryFailed) -> NoReturn:
@@ -143,7 +151,8 @@ class WebhookDelivery:
             raise Reject(f"{failure.reason} (gave up after {attempts} attempts in {elapsed:.0f}s)")
         raise Retry(delay, failure.reason)
 
-    async def _post(self, webhook: Webhook, body: bytes, key: str, secret: str) -> None:
+    async def _post(self, webhook: Webhook, body: bytes, key: str, secret: str) -> int:
+        """POST the signed ``body``; its 2xx status, else ``DeliveryFailed``."""
         assert webhook.url is not None
         headers = {
             name: value
@@ -171,7 +180,7 @@ class WebhookDelivery:
             raise DeliveryFailed(f"network error: {exc!r}", retryable=True) from None
         status = response.status_code
         if 200 <= status < 300:
-            return
+            return status
         retryable = status >= 500 or status in RETRY_STATUSES
         raise DeliveryFailed(
             f"HTTP {status}",
@@ -200,6 +209,14 @@ def restamp(body: str) -> bytes:
     data = orjson.loads(body)
     data["time_ms"] = int(time.time() * 1000)
     return orjson.dumps(data)
+
+
+def _events(body: bytes) -> list[tuple[str, str]]:
+    """(name, channel) of each event of a webhook ``body`` (for the console)."""
+    return [
+        (str(event.get("name")), str(event.get("channel") or ""))
+        for event in orjson.loads(body).get("events", [])
+    ]
 
 
 def _retry_after(value: str | None) -> float | None:

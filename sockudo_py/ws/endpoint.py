@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ..adapters import Adapter
 from ..app_manager import AppManager, AppManagerUnavailable
 from ..config import App, Config
+from ..console.tap import Tap
 from ..metrics import Metrics
 from ..protocol import frames
 from ..protocol.errors import ErrorCode
@@ -40,7 +41,8 @@ class PusherEndpoint:
     ``open`` admits a socket whose handshake ``ws.socket_protocol`` has answered; ``release``
     forgets it once it is gone. ``connections`` holds every open connection; ``sweep`` (run
     by ``run_timers``) sends the activity ping, closes 4201 when no pong follows, and closes
-    4009 sockets that did not authenticate in time where the app asks for it.
+    4009 sockets that did not authenticate in time where the app asks for it. Connections
+    opened and closed are shown in the console's log through ``tap``.
     """
 
     def __init__(
@@ -51,8 +53,10 @@ class PusherEndpoint:
         handler: PusherHandler,
         metrics: Metrics,
         rate_limiter: RateLimiter | None = None,
+        tap: Tap | None = None,
     ) -> None:
         self.config = config
+        self.tap = Tap(adapter.node_id) if tap is None else tap
         self.metrics = metrics
         self.rate_limiter = NoRateLimiter() if rate_limiter is None else rate_limiter
         self.app_manager = app_manager
@@ -101,6 +105,8 @@ class PusherEndpoint:
         socket.conn = conn
         self.connections[socket_id] = conn
         self.metrics.connection_opened(app.id)
+        if self.tap.active:
+            self.tap.connected(app.id, socket_id)
         await self.adapter.add_socket(app.id, conn)
         conn.send(frames.connection_established(socket_id, self.config.activity_timeout))
 
@@ -118,6 +124,8 @@ class PusherEndpoint:
             log.exception("socket %s: leaving its channels failed", conn.socket_id)
         finally:
             self.leaving -= 1
+        if self.tap.active:
+            self.tap.disconnected(conn.app.id, conn.socket_id, conn.close_code)
 
     def refused_upgrade(self) -> None:
         """An upgrade refused with HTTP 503: the node is draining (as Sockudo does)."""

@@ -9,6 +9,7 @@ import orjson
 
 from ..adapters import Adapter
 from ..cache import Cache, channel_cache_key
+from ..console.tap import Tap
 from ..protocol import frames
 from ..protocol.channels import (
     ChannelKind,
@@ -45,15 +46,21 @@ class PusherHandler:
     Frames of one connection are handled one at a time, in order. Nothing raised by bad
     input leaves ``handle``: it becomes a ``pusher:error`` (or ``pusher:subscription_error``)
     and the socket stays open unless the protocol says to close it. Client events, cache
-    misses and subscription counts go to ``webhooks`` for the apps that want them.
+    misses and subscription counts go to ``webhooks`` for the apps that want them; client
+    events and (un)subscriptions to the console's ``tap``.
     """
 
     def __init__(
-        self, adapter: Adapter, cache: Cache, webhooks: WebhookDispatcher | None = None
+        self,
+        adapter: Adapter,
+        cache: Cache,
+        webhooks: WebhookDispatcher | None = None,
+        tap: Tap | None = None,
     ) -> None:
         self.adapter = adapter
         self.cache = cache
         self.webhooks = webhooks
+        self.tap = Tap(adapter.node_id) if tap is None else tap
 
     def handle(self, conn: Connection, raw: str | bytes) -> Handling | None:
         """Handle a client frame. Pings and client events need no I/O and are handled here
@@ -120,6 +127,8 @@ class PusherHandler:
         conn.channels[channel] = member
         result = await self.adapter.subscribe(app_id, channel, conn, member)
         conn.send(frames.subscription_succeeded(channel, result.members))
+        if self.tap.active:
+            self.tap.subscribed(app_id, channel, conn.socket_id, member)
         kind = channel_type(channel)
         if kind.requires_auth:
             conn.authenticated = True
@@ -201,8 +210,10 @@ class PusherHandler:
     async def unsubscribe(self, conn: Connection, channel: str) -> None:
         if channel not in conn.channels:
             return  # Pusher ignores an unsubscribe from a channel the socket is not in
-        del conn.channels[channel]
+        member = conn.channels.pop(channel)
         await self.adapter.unsubscribe(conn.app.id, channel, conn)
+        if self.tap.active:
+            self.tap.unsubscribed(conn.app.id, channel, conn.socket_id, member)
         await self._count_changed(conn, channel)
 
     # --- user authentication -----------------------------------------------------------
@@ -276,6 +287,8 @@ class PusherHandler:
                 started=conn.last_activity,  # when the frame arrived
             )
         )
+        if self.tap.active:
+            self.tap.client_event(app.id, channel, frame.event, frame.data, conn.socket_id, member)
         if self.webhooks is not None and wants(app, CLIENT_EVENT):
             user = member.key if member is not None else None
             self.webhooks.client_event(
