@@ -257,6 +257,7 @@ def run(args: argparse.Namespace, log_dir: Path) -> Iterator[dict[str, Any]]:
             yield {
                 "server": server.name,
                 "version": server.version,
+                "pid": server.pid,
                 "round": round_number,
                 **result,
             }
