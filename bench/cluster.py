@@ -3,9 +3,10 @@
 Starts ``--nodes`` sockudo-py nodes (default 3) joined by one cluster adapter (``redis``,
 ``redis-cluster`` or ``nats``), subscribes ``--sockets`` raw WebSocket clients split evenly
 over nodes 2..N (none on node 1), publishes ``--messages`` signed HTTP events on node 1 and
-reports deliveries per second and publish-to-receive latency, as ``bench/broadcast.py`` does
-(this reuses its client). ``--adapter local`` is the single-node baseline: one node, the
-same sockets and publishes on it.
+reports deliveries per second and publish-to-receive latency: the ``fanout`` scenario of
+``bench/pusher_bench`` (its client, its spawn), with the subscribers on other nodes than the
+publisher. ``--adapter local`` is the single-node baseline: one node, the same sockets and
+publishes on it.
 
     python bench/cluster.py --adapter redis
     python bench/cluster.py --adapter redis-cluster   # starts a throwaway 3-master cluster
@@ -28,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -37,9 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from broadcast import ROOT, add_load_arguments, run, run_client, signed_query, spawn, stop
+from pusher_bench.procstat import raise_nofile
+from pusher_bench.scenarios import Hook, Load, fanout
+from pusher_bench.servers import ROOT, Server, sockudo_config, spawn_sockudo
+from pusher_bench.wire import signed_query
 
 ADAPTERS = ("local", "redis", "redis-cluster", "nats")
+CHANNEL = "bench-fanout"  # the fanout scenario's channel
 
 
 @contextlib.contextmanager
@@ -61,40 +65,45 @@ def broker(args: argparse.Namespace, prefix: str) -> Iterator[dict[str, Any]]:
             yield {"driver": "redis-cluster", "cluster": {"nodes": cluster.seeds, "prefix": prefix}}
 
 
-async def cluster_count(args: argparse.Namespace, port: int) -> tuple[int | None, str]:
-    """``subscription_count`` of the bench channel as node ``port`` sees the cluster."""
-    path = f"/apps/{args.app_id}/channels/bench-channel"
-    params = signed_query(args.secret, args.key, path, b"", "GET", info="subscription_count")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        response = await http.get(path, params=params)
+async def cluster_count(node: Server) -> tuple[int | None, str]:
+    """``subscription_count`` of the bench channel as ``node`` sees the cluster."""
+    path = f"/apps/{node.app_id}/channels/{CHANNEL}"
+    query = signed_query(node.key, node.secret, "GET", path, info="subscription_count")
+    async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
+        response = await http.get(f"{path}?{query}")
     if response.status_code != 200:
         return None, f"HTTP {response.status_code}: {response.text[:200]}"
     count = response.json().get("subscription_count")
     return count, response.text[:200]
 
 
-async def wait_cluster_sees(args: argparse.Namespace, port: int) -> None:
-    """Before publishing: node 1 must count every socket of the other nodes (10 s at most)."""
-    seen: tuple[int | None, str] = (None, "")
-    for _ in range(50):
-        seen = await cluster_count(args, port)
-        if seen[0] == args.sockets:
-            return
-        await asyncio.sleep(0.2)
-    raise SystemExit(
-        f"node 1 (port {port}) does not see the {args.sockets} subscribers of the other "
-        f"nodes after 10 s: last answer {seen[1]!r}"
-    )
+def wait_cluster_sees(node: Server, sockets: int) -> Hook:
+    """Before publishing: ``node`` must count every socket of the other nodes (10 s at
+    most), else the run stops with RuntimeError."""
+
+    async def check() -> None:
+        seen: tuple[int | None, str] = (None, "")
+        for _ in range(50):
+            seen = await cluster_count(node)
+            if seen[0] == sockets:
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(
+            f"node 1 ({node.http_url}) does not see the {sockets} subscribers of the other "
+            f"nodes after 10 s: last answer {seen[1]!r}"
+        )
+
+    return check
 
 
 def node_config(args: argparse.Namespace, index: int, adapter: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "adapter": adapter,
-        "database": {"redis": {"url": args.redis_url}},
-        "metrics": {"enabled": True, "host": "127.0.0.1", "port": args.metrics_port + index},
-        "instance": {"process_id": f"bench-node-{index + 1}"},
-        "websocket": {"compression": args.compression},
-    }
+    return sockudo_config(
+        args.compression,
+        args.metrics_port + index,
+        adapter=adapter,
+        database={"redis": {"url": args.redis_url}},
+        instance={"process_id": f"bench-node-{index + 1}"},
+    )
 
 
 def error_lines(log: Path) -> list[str]:
@@ -118,22 +127,23 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     ok = False
     try:
         with broker(args, prefix) as adapter:
-            procs: list[subprocess.Popen[bytes]] = []
+            nodes: list[Server] = []
             try:  # the nodes stop before the broker (a Redis Cluster) they use
                 for i, port in enumerate(ports):
-                    procs.append(spawn(port, node_config(args, i, adapter), logs[i]))
-                pids = [p.pid for p in procs]
-                print(f"{args.adapter}: nodes on {ports} (pids {pids}), prefix {prefix!r}",
-                      file=sys.stderr)
-                check = (lambda: wait_cluster_sees(args, ports[0])) if args.nodes > 1 else None
-                result = run_client(run(args, ports[0], ports[1:] or ports, check))
-                for i, proc in enumerate(procs):
-                    if proc.poll() is not None:
-                        raise SystemExit(f"node {i + 1} exited with {proc.returncode} mid-run")
-                ok = True
+                    nodes.append(spawn_sockudo(port, node_config(args, i, adapter), logs[i]))
+                pids = [node.pid for node in nodes]
+                print(
+                    f"{args.adapter}: nodes on {ports} (pids {pids}), prefix {prefix!r}",
+                    file=sys.stderr,
+                )
+                result = publish_on_first(args, nodes)
+                for i, node in enumerate(nodes):
+                    if node.proc is not None and node.proc.poll() is not None:
+                        raise SystemExit(f"node {i + 1} exited with {node.proc.returncode}")
+                ok = result["complete"]
             finally:
-                for proc in procs:
-                    stop(proc)
+                for node in nodes:
+                    node.stop()
     finally:
         errors = {i: error_lines(log) for i, log in enumerate(logs)}
         for i, lines in errors.items():
@@ -142,7 +152,21 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         if not ok or any(errors.values()):
             show_logs(logs)
         shutil.rmtree(logdir, ignore_errors=True)
-    return {"adapter": args.adapter, "nodes": args.nodes, "rate": args.rate, **result}
+    return {"adapter": args.adapter, "nodes": args.nodes, **result}
+
+
+def publish_on_first(args: argparse.Namespace, nodes: list[Server]) -> dict[str, Any]:
+    """The fanout scenario: publishes on node 1, subscribers spread over the others (or
+    on node 1 when it is alone). Server CPU is not read: the work is spread over nodes."""
+    first = nodes[0]
+    publisher = Server(first.name, first.version, first.ws_url, first.http_url)
+    check = wait_cluster_sees(first, args.sockets) if len(nodes) > 1 else None
+    load = Load(timeout=args.timeout, size=args.size, deflate=args.compression != "disabled")
+    urls = [node.ws_url for node in nodes[1:] or nodes]
+    try:
+        return fanout(publisher, load, args.sockets, args.messages, args.rate, urls, check)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def main() -> None:
@@ -153,8 +177,17 @@ def main() -> None:
     parser.add_argument("--metrics-port", type=int, default=9701, help="node i: this + i")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     parser.add_argument("--nats", default="nats://127.0.0.1:4222")
-    add_load_arguments(parser)
-    parser.set_defaults(sockets=200, timeout=30)
+    parser.add_argument("--sockets", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=50, help="publishes per second (0: max)")
+    parser.add_argument("--size", type=int, default=100, help="payload padding in bytes")
+    parser.add_argument("--timeout", type=float, default=30)
+    parser.add_argument(
+        "--compression",
+        default="disabled",
+        help="websocket.compression of the nodes (Sockudo's values, e.g. "
+        "dedicated); the sockets offer permessage-deflate unless disabled",
+    )
     args = parser.parse_args()
     if args.nodes is None:
         args.nodes = 1 if args.adapter == "local" else 3
@@ -169,6 +202,7 @@ def main() -> None:
     # (SIGINT is restored first: a background job starts with it ignored)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    raise_nofile()
     try:
         print(json.dumps(bench(args)))
     except KeyboardInterrupt:

@@ -1,0 +1,5 @@
+"""``python -m bench.pusher_bench``."""
+
+from .cli import main
+
+main()
