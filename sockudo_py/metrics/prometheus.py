@@ -151,10 +151,16 @@ BUCKETS_MS = {
 
 
 class AppMetrics:
-    """The labelled children of one app, looked up once (``Metrics.app``)."""
+    """The labelled children of one app, looked up once (``Metrics.app``).
+
+    The per-message counters (messages and bytes, received and sent) are plain integers,
+    counted on the event loop without prometheus-client's lock; ``sync`` adds what they
+    gained to their Prometheus children (at each scrape, from the scraping thread: it only
+    reads them)."""
 
     __slots__ = (
         "_metrics",
+        "_synced",
         "app_id",
         "connected",
         "latency",
@@ -162,8 +168,12 @@ class AppMetrics:
         "new_disconnections",
         "received",
         "received_bytes",
+        "received_bytes_count",
+        "received_count",
         "sent",
         "sent_bytes",
+        "sent_bytes_count",
+        "sent_count",
         "slow_consumers",
         "subscriptions",
     )
@@ -195,15 +205,34 @@ class AppMetrics:
         )
         self.subscriptions: dict[str, tuple[Any, Any, Any]] = {}
         self.latency: dict[tuple[str, str], Any] = {}
+        self.received_count = self.received_bytes_count = 0
+        self.sent_count = self.sent_bytes_count = 0
+        self._synced = (0, 0, 0, 0)
 
     def frame_received(self, raw: str | bytes) -> None:
-        self.received.inc()
-        self.received_bytes.inc(text_size(raw))
+        self.received_count += 1
+        self.received_bytes_count += text_size(raw)
 
     def frame_sent(self, frame: str) -> None:
         """One frame queued for one socket (a reply, not a broadcast)."""
-        self.sent.inc()
-        self.sent_bytes.inc(text_size(frame))
+        self.sent_count += 1
+        self.sent_bytes_count += text_size(frame)
+
+    def frames_sent(self, frame: str, count: int) -> None:
+        """``frame`` queued for ``count`` sockets (a broadcast)."""
+        self.sent_count += count
+        self.sent_bytes_count += text_size(frame) * count
+
+    def sync(self) -> None:
+        """Add what the per-message counters gained since the last ``sync`` to their
+        Prometheus children."""
+        now = (self.received_count, self.received_bytes_count, self.sent_count,
+               self.sent_bytes_count)  # fmt: skip
+        children = (self.received, self.received_bytes, self.sent, self.sent_bytes)
+        for child, value, before in zip(children, now, self._synced, strict=True):
+            if value > before:
+                child.inc(value - before)
+        self._synced = now
 
     def slow_consumer(self) -> None:
         self.slow_consumers.inc()
@@ -295,6 +324,8 @@ class Metrics:
     def render(self) -> bytes:
         """Every metric in the Prometheus text format 0.0.4, counters under their exact
         names, without prometheus-client's ``_created`` series."""
+        for app in list(self._apps.values()):
+            app.sync()
         out: list[str] = []
         for family in self.registry.collect():
             name, kind = family.name, family.type
@@ -357,7 +388,7 @@ class Metrics:
         """WebSocket messages received and sent on this node since start-up, per app that
         has any (the console's message rates)."""
         return {
-            app_id: (app.received._value.get(), app.sent._value.get())
+            app_id: (float(app.received_count), float(app.sent_count))
             for app_id, app in self._apps.items()
         }
 
@@ -406,8 +437,7 @@ class Metrics:
         self, app_id: str, channel: str, frame: str, count: int, started: float | None
     ) -> None:
         app = self._apps.get(app_id) or self.app(app_id)
-        app.sent.inc(count)
-        app.sent_bytes.inc(text_size(frame) * count)
+        app.frames_sent(frame, count)
         if started is not None:
             app.broadcast_latency(channel, count).observe((time.monotonic() - started) * 1000)
 

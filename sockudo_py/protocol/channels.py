@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -39,8 +40,10 @@ class ChannelType:
         return self.kind in (ChannelKind.PRIVATE, ChannelKind.PRESENCE)
 
 
+@functools.lru_cache(maxsize=65536)
 def channel_type(name: str) -> ChannelType:
-    """Classify ``name`` by its prefix (prefixes are anchored, unlike Sockudo's and soketi's)."""
+    """Classify ``name`` by its prefix (prefixes are anchored, unlike Sockudo's and soketi's).
+    Asked for every client event and publish: the answers for recent names are kept."""
     is_cache = name.startswith(_CACHE_PREFIXES)
     if name.startswith(SERVER_TO_USER_PREFIX):
         kind = ChannelKind.SERVER_TO_USER

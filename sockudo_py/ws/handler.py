@@ -10,6 +10,7 @@ import orjson
 from ..adapters import Adapter
 from ..cache import Cache, channel_cache_key
 from ..console.tap import Tap
+from ..metrics.prometheus import text_size
 from ..protocol import frames
 from ..protocol.channels import (
     ChannelKind,
@@ -76,7 +77,7 @@ class PusherHandler:
             elif event == "pusher:pong":
                 pass
             elif event.startswith(CLIENT_EVENT_PREFIX):
-                self.client_event(conn, frame)
+                self.client_event(conn, frame, text_size(raw))
             elif event == "pusher:subscribe":
                 return self._guarded(conn, self.subscribe(conn, frames.parse_subscribe(frame.data)))
             elif event == "pusher:unsubscribe":
@@ -252,7 +253,9 @@ class PusherHandler:
 
     # --- client events -----------------------------------------------------------------
 
-    def client_event(self, conn: Connection, frame: ClientFrame) -> None:
+    def client_event(self, conn: Connection, frame: ClientFrame, size: int) -> None:
+        """Route a client event; ``size`` is its whole frame's length in bytes: a frame
+        within the data limit is not measured again."""
         app, channel = conn.app, frame.channel
 
         def reject(reason: str) -> ProtocolError:
@@ -268,7 +271,8 @@ class PusherHandler:
             raise reject(f"Not subscribed to {channel}")
         if len(frame.event) > app.max_event_name_length:
             raise reject(f"Event name is longer than {app.max_event_name_length} characters")
-        if len(orjson.dumps(frame.data)) > app.max_event_payload_in_kb * 1024:
+        limit = app.max_event_payload_in_kb * 1024
+        if size > limit and len(orjson.dumps(frame.data)) > limit:
             raise reject(f"Event data is larger than {app.max_event_payload_in_kb} KB")
         if not conn.allow_client_event():
             if app.terminate_on_limit:
