@@ -1,26 +1,38 @@
 """The console's server side, in process (Starlette's ``TestClient`` runs the node's ASGI app
 with its lifespan): the page, the admin-token and app-secret checks, the data endpoints, the
 event creator (the HTTP API's code path), the live log's WebSocket, and the tap (nothing
-recorded while no console is open; sampling and drops under load)."""
+recorded while no console is open; sampling and drops under load).
+
+Tests with Pusher client sockets serve the node for real, still in this process (``served``:
+uvicorn as ``server.run`` configures it, on a loopback port): ``/app/{key}`` is the server's
+own asyncio protocol, not an ASGI route, so the ``TestClient`` cannot open it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from pusher_ws import PusherWs, close_all
 from starlette.websockets import WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection, connect
 
+from sockudo_py import server as server_module
 from sockudo_py.config import Config
 from sockudo_py.console.tap import Tap
-from sockudo_py.protocol.signatures import sign_channel
+from sockudo_py.protocol.errors import ErrorCode
 from sockudo_py.queue import Job, Retry
 from sockudo_py.server import Node
 from sockudo_py.webhooks.delivery import WebhookDelivery
+from sockudo_py.ws.endpoint import SHUTTING_DOWN
 
 with warnings.catch_warnings():  # it works with httpx (the project's), but would rather have httpx2
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
@@ -29,6 +41,8 @@ with warnings.catch_warnings():  # it works with httpx (the project's), but woul
 ADMIN = "admin-token-for-tests"
 APP_A = {"id": "a1", "key": "key-a1", "secret": "secret-a1", "enable_client_messages": True}
 APP_B = {"id": "b2", "key": "key-b2", "secret": "secret-b2", "max_event_payload_in_kb": 1}
+WAIT = 5.0
+"""Seconds any wait on the served node may take (a bound, never a timed assertion)."""
 
 
 def make_node(console: dict[str, Any] | None = None) -> Node:
@@ -64,36 +78,78 @@ def assert_error(response: Any, status: int) -> str:
     return str(body["error"])
 
 
-class PusherSocket:
-    """A Pusher client socket on the test client (``/app/{key}``)."""
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {WAIT} s: {what}")
+        await asyncio.sleep(0.01)
 
-    def __init__(self, client: TestClient, app: dict[str, Any]) -> None:
-        self.app = app
-        self._context = client.websocket_connect(f"/app/{app['key']}?protocol=7")
-        self.ws = self._context.__enter__()
-        established = self.receive("pusher:connection_established")
-        self.socket_id = json.loads(established["data"])["socket_id"]
 
-    def receive(self, event: str) -> dict[str, Any]:
-        while True:
-            frame: dict[str, Any] = self.ws.receive_json()
-            if frame["event"] == event:
-                return frame
+def uvicorn_config(node: Node) -> uvicorn.Config:
+    """The uvicorn config ``server.run`` serves ``node`` with (the server's own protocol for
+    ``/app/{key}``). Its ``_Server`` is left out: a drain arms a watchdog that ends the
+    process, for a real server process only."""
+    made: list[uvicorn.Config] = []
 
-    def subscribe(self, channel: str, user_id: str | None = None) -> None:
-        data: dict[str, Any] = {"channel": channel}
-        if user_id is not None:
-            data["channel_data"] = json.dumps({"user_id": user_id, "user_info": {"n": user_id}})
-        if channel.startswith(("private-", "presence-")):
-            data["auth"] = sign_channel(
-                self.app["key"], self.app["secret"], self.socket_id, channel,
-                data.get("channel_data"),
-            )  # fmt: skip
-        self.ws.send_json({"event": "pusher:subscribe", "data": data})
-        self.receive("pusher_internal:subscription_succeeded")
+    class Capture:
+        def __init__(self, config: uvicorn.Config, _: Node) -> None:
+            made.append(config)
 
-    def close(self) -> None:
-        self._context.__exit__(None, None, None)
+        def run(self, sockets: list[socket.socket] | None = None) -> None:
+            pass
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(server_module, "_Server", Capture)
+        server_module.run(node)
+    return made[0]
+
+
+@dataclass
+class Served:
+    """The node served on a loopback port: Pusher sockets at ``ws_url``, the console's
+    HTTP endpoints through ``http``."""
+
+    node: Node
+    ws_url: str
+    http: httpx.AsyncClient
+
+    async def pusher(self, app: dict[str, Any]) -> PusherWs:
+        """A Pusher client socket of ``app`` (``/app/{key}``), connection established."""
+        return await PusherWs.connect(self.ws_url, app["key"], app["secret"])
+
+
+@pytest.fixture
+async def served(node: Node) -> AsyncIterator[Served]:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    host, port = listener.getsockname()
+    server = uvicorn.Server(uvicorn_config(node))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        await until(lambda: server.started or serving.done(), "the server is up")
+        if serving.done():
+            serving.result()  # start-up failed: its error
+            raise AssertionError("the server stopped during start-up")
+        async with httpx.AsyncClient(
+            base_url=f"http://{host}:{port}", trust_env=False, timeout=WAIT
+        ) as http:
+            yield Served(node, f"ws://{host}:{port}", http)
+    finally:
+        # uvicorn's own shutdown knows nothing of Pusher sockets: a failed test's are dropped
+        node.endpoint.kill_all(ErrorCode.RECONNECT, SHUTTING_DOWN)
+        server.should_exit = True
+        await asyncio.wait_for(serving, WAIT)
+        listener.close()
+
+
+async def subscribe(pusher: PusherWs, channel: str, user_id: str | None = None) -> None:
+    """Subscribe (signed for private and presence channels) until it succeeded; ``user_id``
+    joins a presence channel as that user, with ``{"n": user_id}`` as its info."""
+    if user_id is None:
+        await pusher.subscribe(channel)
+    else:
+        await pusher.subscribe_presence(channel, user_id, {"n": user_id})
 
 
 class LogSocket:
@@ -116,6 +172,35 @@ class LogSocket:
 
     def close(self) -> None:
         self._context.__exit__(None, None, None)
+
+
+class LiveLog:
+    """The console's live log (``/console/ws``) on the served node."""
+
+    def __init__(self, ws: ClientConnection, first: dict[str, Any]) -> None:
+        self.ws = ws
+        self.first = first
+
+    @classmethod
+    async def open(cls, served: Served, token: str, app_id: str) -> LiveLog:
+        ws = await connect(
+            f"{served.ws_url}/console/ws", proxy=None, open_timeout=WAIT, ping_interval=None,
+            close_timeout=1,
+        )  # fmt: skip
+        await ws.send(json.dumps({"type": "auth", "token": token, "app_id": app_id}))
+        return cls(ws, json.loads(await asyncio.wait_for(ws.recv(), WAIT)))
+
+    async def entries(self, count: int) -> list[dict[str, Any]]:
+        """The next ``count`` entries (each message within ``WAIT``)."""
+        got: list[dict[str, Any]] = []
+        while len(got) < count:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), WAIT))
+            assert message["type"] == "entries", message
+            got.extend(message["entries"])
+        return got
+
+    async def close(self) -> None:
+        await asyncio.wait_for(self.ws.close(), WAIT)
 
 
 # --------------------------------------------------------------------------- disabled
@@ -220,54 +305,55 @@ def test_without_an_admin_token_only_app_secrets_work() -> None:
 # --------------------------------------------------------------------------- data
 
 
-def test_stats_channels_and_members_of_an_app(client: TestClient) -> None:
-    one, two = PusherSocket(client, APP_A), PusherSocket(client, APP_A)
-    other = PusherSocket(client, APP_B)
+async def test_stats_channels_and_members_of_an_app(served: Served) -> None:
+    http = served.http
+    one, two = await served.pusher(APP_A), await served.pusher(APP_A)
+    other = await served.pusher(APP_B)
     try:
-        one.subscribe("news")
-        two.subscribe("news")
-        one.subscribe("presence-room", "ada")
-        two.subscribe("presence-room", "ada")  # the same user twice: one member
-        other.subscribe("elsewhere")
+        await subscribe(one, "news")
+        await subscribe(two, "news")
+        await subscribe(one, "presence-room", "ada")
+        await subscribe(two, "presence-room", "ada")  # the same user twice: one member
+        await subscribe(other, "elsewhere")
         token = bearer("secret-a1")
-        stats = client.get("/console/api/apps/a1/stats", headers=token).json()
+        stats = (await http.get("/console/api/apps/a1/stats", headers=token)).json()
         assert stats["connections"] == 2
         assert (stats["nodes"], stats["missing_nodes"]) == (1, 0)
         assert set(stats["messages_per_second"]) == {"received", "sent"}
-        channels = client.get("/console/api/apps/a1/channels", headers=token).json()
+        channels = (await http.get("/console/api/apps/a1/channels", headers=token)).json()
         assert channels == {
             "channels": [
                 {"name": "news", "subscription_count": 2},
                 {"name": "presence-room", "subscription_count": 2, "user_count": 1},
             ]
         }
-        members = client.get(
-            "/console/api/apps/a1/channels/presence-room/members", headers=token
+        members = (
+            await http.get("/console/api/apps/a1/channels/presence-room/members", headers=token)
         ).json()
         assert members == {
             "channel": "presence-room",
             "members": [{"id": "ada", "info": {"n": "ada"}}],
         }
-        not_presence = client.get("/console/api/apps/a1/channels/news/members", headers=token)
+        not_presence = await http.get("/console/api/apps/a1/channels/news/members", headers=token)
         assert_error(not_presence, 400)
-        bad_name = client.get("/console/api/apps/a1/channels/bad%20name/members", headers=token)
+        bad_name = await http.get("/console/api/apps/a1/channels/bad%20name/members", headers=token)
         assert_error(bad_name, 400)
     finally:
-        for socket in (one, two, other):
-            socket.close()
+        await close_all(one, two, other)
 
 
-def test_the_event_creator_publishes_as_the_http_api_does(client: TestClient) -> None:
-    subscriber, excluded = PusherSocket(client, APP_B), PusherSocket(client, APP_B)
+async def test_the_event_creator_publishes_as_the_http_api_does(served: Served) -> None:
+    http = served.http
+    subscriber, excluded = await served.pusher(APP_B), await served.pusher(APP_B)
     try:
-        subscriber.subscribe("orders")
-        excluded.subscribe("orders")
+        await subscribe(subscriber, "orders")
+        await subscribe(excluded, "orders")
         body = {"channel": "orders", "name": "shipped", "data": '{"id": 7}',
                 "socket_id": excluded.socket_id, "info": "subscription_count"}  # fmt: skip
-        sent = client.post("/console/api/apps/b2/events", headers=bearer(ADMIN), json=body)
+        sent = await http.post("/console/api/apps/b2/events", headers=bearer(ADMIN), json=body)
         assert sent.status_code == 200, sent.text
         assert sent.json() == {"channels": {"orders": {"subscription_count": 2}}}
-        frame = subscriber.receive("shipped")
+        frame = await subscriber.expect("shipped")
         assert (frame["channel"], frame["data"]) == ("orders", '{"id": 7}')
         # the same validation as POST /apps/{id}/events (one code path)
         for bad, status in (
@@ -276,15 +362,14 @@ def test_the_event_creator_publishes_as_the_http_api_does(client: TestClient) ->
             ({"channel": "bad name", "name": "e", "data": "{}"}, 400),
             ({"channel": "orders", "name": "e", "data": "x" * 2048}, 413),  # app b2: 1 KB
         ):
-            assert_error(client.post("/console/api/apps/b2/events", headers=bearer(ADMIN),
-                                     json=bad), status)  # fmt: skip
-        not_json = client.post(
+            assert_error(await http.post("/console/api/apps/b2/events", headers=bearer(ADMIN),
+                                         json=bad), status)  # fmt: skip
+        not_json = await http.post(
             "/console/api/apps/b2/events", headers=bearer(ADMIN), content=b"{nope"
         )
         assert_error(not_json, 400)
     finally:
-        subscriber.close()
-        excluded.close()
+        await close_all(subscriber, excluded)
 
 
 def test_the_event_creator_refuses_a_disabled_app() -> None:
@@ -308,26 +393,25 @@ def test_the_event_creator_refuses_a_disabled_app() -> None:
 # --------------------------------------------------------------------------- the live log
 
 
-def test_the_live_log_shows_what_happens_to_its_app(client: TestClient, node: Node) -> None:
-    log = LogSocket(client, "secret-a1", "a1")
+async def test_the_live_log_shows_what_happens_to_its_app(served: Served, node: Node) -> None:
+    log = await LiveLog.open(served, "secret-a1", "a1")
     try:
         assert log.first["type"] == "ready" and log.first["app_id"] == "a1"
         assert log.first["node"] == node.adapter.node_id
-        socket = PusherSocket(client, APP_A)
-        socket.subscribe("presence-chat", "bob")
-        socket.ws.send_json(
-            {"event": "client-typing", "channel": "presence-chat", "data": {"on": True}}
-        )
-        other = PusherSocket(client, APP_B)  # another app: not in this log
-        other.subscribe("private-b")
-        other.close()
-        sent = client.post(
+        socket = await served.pusher(APP_A)
+        await subscribe(socket, "presence-chat", "bob")
+        await socket.send("client-typing", {"on": True}, "presence-chat")
+        await socket.assert_open()  # frames are handled in order: the client event was too
+        other = await served.pusher(APP_B)  # another app: not in this log
+        await subscribe(other, "private-b")
+        await other.close()
+        sent = await served.http.post(
             "/console/api/apps/a1/events", headers=bearer(ADMIN),
             json={"channels": ["presence-chat", "news"], "name": "hello", "data": "hi"},
         )  # fmt: skip
         assert sent.status_code == 200
-        socket.close()
-        entries = log.entries(6)
+        await socket.close()
+        entries = await log.entries(6)
         kinds = [entry["kind"] for entry in entries]
         assert kinds == ["connected", "subscribed", "client_event", "api_event",
                          "unsubscribed", "disconnected"], entries  # fmt: skip
@@ -342,7 +426,7 @@ def test_the_live_log_shows_what_happens_to_its_app(client: TestClient, node: No
         assert published["via"] == "console"
         assert unsubscribed["channels"] == ["presence-chat"]
     finally:
-        log.close()
+        await log.close()
 
 
 @pytest.mark.parametrize(
@@ -374,22 +458,25 @@ def test_the_live_log_wants_its_token_in_the_first_message(client: TestClient) -
 # --------------------------------------------------------------------------- the tap
 
 
-def test_nothing_is_recorded_while_no_console_is_open(
-    client: TestClient, node: Node, monkeypatch: pytest.MonkeyPatch
+async def test_nothing_is_recorded_while_no_console_is_open(
+    served: Served, node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorded: list[str] = []
     for hook in ("published", "client_event", "subscribed", "unsubscribed", "connected",
                  "disconnected", "webhook", "_admit", "_emit"):  # fmt: skip
         monkeypatch.setattr(Tap, hook, lambda *args, name=hook, **kw: recorded.append(name))
-    socket = PusherSocket(client, APP_A)
-    socket.subscribe("private-x")
-    socket.ws.send_json({"event": "client-x", "channel": "private-x", "data": {}})
-    client.post(
+    socket = await served.pusher(APP_A)
+    await subscribe(socket, "private-x")
+    await socket.send("client-x", {}, "private-x")
+    await socket.assert_open()  # frames are handled in order: the client event was too
+    await served.http.post(
         "/console/api/apps/a1/events", headers=bearer(ADMIN),
         json={"channel": "private-x", "name": "e", "data": "{}"},
     )  # fmt: skip
-    socket.receive("e")  # the client event was handled before it
-    socket.close()
+    await socket.expect("e")
+    await socket.close()
+    # the server forgets the socket: its disconnect hooks ran too
+    await until(lambda: not node.endpoint.busy, "the socket left")
     assert not node.endpoint.tap.active
     assert recorded == []
 
