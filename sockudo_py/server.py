@@ -390,20 +390,18 @@ def run(node: Node, shared_port: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; with ``shared_port``, on a ``SO_REUSEPORT`` listener that
     the other workers bind too."""
     config = node.config
+    sockets_factory = SocketProtocolFactory(
+        node.endpoint, config.websocket.compression, config.websocket_max_payload_kb * 1024
+    )
     uv_config = uvicorn.Config(
         node.asgi_app(),
         host=config.host,
         port=config.port,
-        # /app/{key} upgrades get the server's own protocol; websocket.compression decides
-        # permessage-deflate (uvicorn's ws_per_message_deflate has fixed parameters)
-        ws=cast(
-            type[asyncio.Protocol],
-            SocketProtocolFactory(
-                node.endpoint,
-                config.websocket.compression,
-                config.websocket_max_payload_kb * 1024,
-            ),
-        ),
+        # /app/{key} connections get the server's own protocol from their first bytes
+        # (EntryProtocol); websocket.compression decides permessage-deflate (uvicorn's
+        # ws_per_message_deflate has fixed parameters)
+        http=cast(type[asyncio.Protocol], sockets_factory.entry),
+        ws=cast(type[asyncio.Protocol], sockets_factory),
         ws_per_message_deflate=False,
         ws_max_size=config.websocket_max_payload_kb * 1024,
         ws_ping_interval=None,

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import NegotiationError, PayloadTooBig
 from websockets.exceptions import ProtocolError as DeflateError
@@ -40,6 +41,7 @@ log = logging.getLogger("sockudo_py.ws")
 CLOSE_TIMEOUT = 3.0
 """Seconds the peer has to answer the server's close frame before the TCP connection goes."""
 APP_PATH = "/app/"
+APP_REQUEST = b"GET " + APP_PATH.encode()
 
 PROTOCOL_ERRORS = {
     wire.PROTOCOL_ERROR: "protocol error",
@@ -63,7 +65,55 @@ class SocketProtocolFactory:
         self.max_size = max_size
 
     def __call__(self, **uvicorn_args: Any) -> asyncio.Protocol:
+        """uvicorn's ``ws`` protocol: an upgrade its HTTP protocol parsed."""
         return PusherSocket(self, uvicorn_args)
+
+    def entry(self, **uvicorn_args: Any) -> asyncio.Protocol:
+        """uvicorn's ``http`` protocol: a new connection (see ``EntryProtocol``)."""
+        return EntryProtocol(self, uvicorn_args)
+
+
+class EntryProtocol(asyncio.Protocol):
+    """uvicorn's HTTP protocol class for this server: the first bytes of each connection
+    decide. A request for ``/app/...`` becomes a ``PusherSocket`` as soon as its head is in
+    (no HTTP parser, no ASGI scope); any other request is handed, with what was read, to
+    uvicorn's own HTTP protocol (httptools), which serves the ASGI app."""
+
+    __slots__ = ("_buffer", "_factory", "_transport", "_uvicorn_args")
+
+    def __init__(self, factory: SocketProtocolFactory, uvicorn_args: dict[str, Any]) -> None:
+        self._factory = factory
+        self._uvicorn_args = uvicorn_args
+        self._transport: asyncio.BaseTransport | None = None
+        self._buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer + data if self._buffer else data
+        if len(buffer) < len(APP_REQUEST) and APP_REQUEST.startswith(buffer):
+            self._buffer = buffer  # too short to tell yet
+            return
+        if buffer.startswith(APP_REQUEST):
+            if b"\r\n\r\n" not in buffer and len(buffer) <= wire.MAX_HEAD:
+                self._buffer = buffer  # the head is not complete yet
+                return
+            if len(buffer) <= wire.MAX_HEAD or b"\r\n\r\n" in buffer[: wire.MAX_HEAD]:
+                self._switch(PusherSocket(self._factory, self._uvicorn_args), buffer)
+                return
+        self._switch(HttpToolsProtocol(**self._uvicorn_args), buffer)
+
+    def _switch(self, protocol: asyncio.Protocol, data: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        self._buffer = b""
+        protocol.connection_made(transport)
+        transport.set_protocol(protocol)
+        protocol.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._buffer = b""
 
 
 class AsgiWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -189,16 +239,18 @@ class PusherSocket(asyncio.Protocol):
 
     # --- the handshake -------------------------------------------------------------------
 
-    def _handshake(self, head: bytes) -> None:
+    def _handshake(self, data: bytes) -> None:
+        """``data``: the whole request head, and maybe the first frames after it."""
         setup, self._setup = self._setup, None
         if setup is None:  # data after a refused handshake
             return
         factory, uvicorn_args = setup
-        request = wire.parse_request(head.split(b"\r\n\r\n", 1)[0])
+        head, _, rest = data.partition(b"\r\n\r\n")
+        request = wire.parse_request(head)
         if request is None or not request.path.startswith(APP_PATH):
             # another route: uvicorn gives this protocol the transport after this call
             # returns, so hand it over to uvicorn's own protocol on the next iteration
-            asyncio.get_running_loop().call_soon(self._hand_over, factory, uvicorn_args, head)
+            asyncio.get_running_loop().call_soon(self._hand_over, factory, uvicorn_args, data)
             return
         problem = wire.handshake_problem(request)
         endpoint = self._endpoint
@@ -225,6 +277,8 @@ class PusherSocket(asyncio.Protocol):
         peer = self._transport.get_extra_info("peername")
         client = peer[0] if isinstance(peer, tuple) else None
         self._start(endpoint.open(self, key, request.headers, client, encode))
+        if rest:
+            self.data_received(rest)
 
     def _hand_over(
         self, factory: SocketProtocolFactory, uvicorn_args: dict[str, Any], head: bytes
