@@ -317,6 +317,14 @@ async def publish(target: Any, app: dict[str, Any], channel: str | list[str], na
     return resp
 
 
+async def subscription_count(target: Any, app: dict[str, Any], channel: str) -> int:
+    """``channel``'s ``subscription_count`` from the HTTP API; asserts 200."""
+    path = f"/apps/{app['id']}/channels/{channel}"
+    resp = await api(target, app, "GET", path, params={"info": "subscription_count"})
+    assert resp.status_code == 200, resp.text
+    return int(resp.json()["subscription_count"])
+
+
 async def close_all(*clients: PusherWs) -> None:
     await asyncio.gather(*(c.close() for c in clients))
 
@@ -331,6 +339,7 @@ __all__ = [
     "data_of",
     "publish",
     "signed_params",
+    "subscription_count",
     "user_auth",
     "ws_base",
 ]

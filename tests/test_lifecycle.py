@@ -7,7 +7,7 @@ import socket
 import time
 
 from interop_server import RunningServer, ServerFactory
-from pusher_ws import FrameTimeout, PusherWs, api, publish
+from pusher_ws import FrameTimeout, PusherWs, publish, subscription_count
 from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -30,13 +30,6 @@ def stalled_subscriber(server: RunningServer, channel: str) -> socket.socket:
     return sock
 
 
-async def channel_count(server: RunningServer, channel: str) -> int:
-    path = f"/apps/{server.app['id']}/channels/{channel}"
-    response = await api(server, server.app, "GET", path, params={"info": "subscription_count"})
-    assert response.status_code == 200, response.text
-    return int(response.json()["subscription_count"])
-
-
 async def test_shutdown_closes_sockets_with_4200(sockudo_server: RunningServer) -> None:
     client = await PusherWs.connect(sockudo_server, sockudo_server.app["key"])
     sockudo_server.process.send_signal(15)
@@ -57,7 +50,7 @@ async def test_slow_consumer_is_dropped_and_others_keep_receiving(
     await fast.subscribe("feed")
     received = 0
     deadline = time.monotonic() + 20
-    while await channel_count(server, "feed") == 2:
+    while await subscription_count(server, server.app, "feed") == 2:
         assert time.monotonic() < deadline, "slow consumer never dropped"
         for _ in range(10):
             await publish(server, app, "feed", "flood", "x" * 60_000)
@@ -72,6 +65,6 @@ async def test_slow_consumer_is_dropped_and_others_keep_receiving(
     assert (await fast.expect("after", "feed"))["data"] == "still here"
     async with await PusherWs.connect(server, app["key"]) as fresh:
         await fresh.subscribe("feed")
-        assert await channel_count(server, "feed") == 2
+        assert await subscription_count(server, server.app, "feed") == 2
     slow.close()
     await fast.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from interop_server import RunningServer, ServerFactory
-from pusher_ws import PusherWs, api, close_all, publish
+from pusher_ws import PusherWs, api, close_all, publish, subscription_count
 
 SOCKETS = 16
 
@@ -83,13 +83,6 @@ def two_workers(sockudo_server_factory: ServerFactory) -> RunningServer:
     return server
 
 
-async def subscription_count(server: RunningServer, channel: str) -> int:
-    path = f"/apps/{server.app['id']}/channels/{channel}"
-    response = await api(server, server.app, "GET", path, params={"info": "subscription_count"})
-    assert response.status_code == 200, response.text
-    return int(response.json()["subscription_count"])
-
-
 async def test_two_workers_serve_one_port_as_one_server(two_workers: RunningServer) -> None:
     server = two_workers
     clients = [await PusherWs.connect(server, server.app["key"]) for _ in range(SOCKETS)]
@@ -101,7 +94,7 @@ async def test_two_workers_serve_one_port_as_one_server(two_workers: RunningServ
         assert connected(server, 0) > 0 and connected(server, 1) > 0
         # every query, whichever worker answers it, counts every socket
         for _ in range(4):
-            assert await subscription_count(server, "spread") == SOCKETS
+            assert await subscription_count(server, server.app, "spread") == SOCKETS
         # a publish reaches every subscriber once, whichever worker took it
         for n in range(3):
             await publish(server, server.app, "spread", "tick", {"n": n})
