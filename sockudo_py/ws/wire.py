@@ -206,21 +206,30 @@ class FrameReader:
     a continuation out of place, or a message over ``max_size`` bytes (1009).
     """
 
-    __slots__ = ("_buffer", "_fragments", "_inflate", "_opcode", "_size", "max_size")
+    __slots__ = ("_fragments", "_inflate", "_needed", "_opcode", "_partial", "_size", "max_size")
 
     def __init__(self, max_size: int, inflate: Inflate | None = None) -> None:
         self.max_size = max_size
         self._inflate = inflate
-        self._buffer = b""
+        self._partial: bytearray | None = None  # the start of a frame not complete yet
+        self._needed = 0  # bytes the partial frame needs before it is worth parsing again
         self._fragments: list[bytes] | None = None  # a fragmented message being read
         self._opcode = OP_TEXT
         self._size = 0
 
     def feed(self, data: bytes) -> list[tuple[int, bytes | str]]:
-        buffer = self._buffer + data if self._buffer else data
+        partial = self._partial
+        if partial is not None:
+            # a frame arriving in pieces is gathered first (amortized, however small the
+            # pieces) and parsed once it is whole
+            partial += data
+            if len(partial) < self._needed:
+                return []
+            data, self._partial = bytes(partial), None
+        buffer = data
         messages: list[tuple[int, bytes | str]] = []
         end = len(buffer)
-        pos = 0
+        pos = needed = 0
         while end - pos >= 2:
             first, second = buffer[pos], buffer[pos + 1]
             size = second & 0x7F
@@ -241,13 +250,17 @@ class FrameReader:
                 raise WireError(TOO_BIG, f"frame over {self.max_size} bytes")
             stop = head + 4 + size
             if stop > end:
+                needed = stop - pos
                 break
             payload = apply_mask(buffer[head + 4 : stop], buffer[head : head + 4])
             pos = stop
             message = self._frame(first, payload)
             if message is not None:
                 messages.append(message)
-        self._buffer = buffer[pos:] if pos < end else b""
+        if pos < end:
+            # the frame's length, or (its header incomplete) any byte more
+            self._needed = needed or end - pos + 1
+            self._partial = bytearray(memoryview(buffer)[pos:])
         return messages
 
     def _frame(self, first: int, payload: bytes) -> tuple[int, bytes | str] | None:
