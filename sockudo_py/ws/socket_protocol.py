@@ -140,6 +140,7 @@ class PusherSocket(asyncio.Protocol):
     __slots__ = (
         "_close_timer",
         "_endpoint",
+        "_greeting",
         "_inbox",
         "_reader",
         "_setup",
@@ -160,6 +161,7 @@ class PusherSocket(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._inbox: deque[bytes | str] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._greeting: bytes | None = None
         self.conn: Connection | None = None
         self.gone = False
 
@@ -213,6 +215,8 @@ class PusherSocket(asyncio.Protocol):
         transport = self._transport
         if self.gone or transport is None or transport.is_closing():
             return 0
+        if self._greeting is not None:  # the 101 goes out with the first frame
+            data, self._greeting = self._greeting + data, None
         transport.write(data)
         return transport.get_write_buffer_size()
 
@@ -272,7 +276,9 @@ class PusherSocket(asyncio.Protocol):
                 inflate, encode = _inflater(deflate, factory.max_size), _deflater(deflate)
         self._reader = wire.FrameReader(factory.max_size, inflate)
         assert self._transport is not None
-        self._transport.write(wire.accept(request, extensions))
+        # the 101 waits for admission's first frame (connection_established or the
+        # refusal): one write, one wake-up of the client, instead of two
+        self._greeting = wire.accept(request, extensions)
         key = request.path[len(APP_PATH) :]
         peer = self._transport.get_extra_info("peername")
         client = peer[0] if isinstance(peer, tuple) else None
