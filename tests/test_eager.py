@@ -143,13 +143,6 @@ async def test_cancelling_the_task_cancels_the_coroutine_where_it_waits() -> Non
     assert future.cancelled()  # what it waited on is cancelled, as for any task
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a task cancelled before its first step (in the same loop iteration that "
-    "run_eagerly returned it) throws CancelledError into _carry_on before it runs, so the "
-    "coroutine, already suspended at its await, never gets the cancellation (its except/"
-    "finally do not run until it is garbage-collected) and the awaited future is not cancelled",
-)
 async def test_cancelling_the_task_at_once_cancels_the_coroutine() -> None:
     log: list[str] = []
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

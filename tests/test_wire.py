@@ -507,13 +507,6 @@ def test_rsv1_on_a_continuation_of_a_compressed_message_is_a_protocol_error() ->
     assert error_code(lambda: read(stream, BIG, _inflater(new_deflate(), BIG))) == 1002
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with an inflate hook, rsv1 on a continuation frame of an uncompressed "
-    "message is accepted (websockets' decode passes such a frame through with rsv1 still "
-    "set, _inflater drops the flag, and FrameReader never checks it); RFC 7692 section 6.1 "
-    "requires failing the connection",
-)
 def test_rsv1_on_a_continuation_of_an_uncompressed_message_is_a_protocol_error() -> None:
     stream = client_frame(OP_TEXT, b"hello ", fin=False) + client_frame(
         OP_CONT, b"world", rsv=0b100
@@ -824,12 +817,6 @@ def test_close_frame_truncates_a_long_reason_to_fit_a_control_frame() -> None:
     assert wire.parse_close(payload) == (1001, "r" * 123)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: close_frame cuts the UTF-8 encoded reason at byte 123, which can split a "
-    "multi-byte character, so the close frame it sends has an invalid UTF-8 reason (a client "
-    "must fail the connection with 1007; parse_close raises WireError(1007))",
-)
 @pytest.mark.parametrize(
     "reason", ["é" * 100, "😀" * 40, "a" + "€" * 50], ids=["2-byte", "4-byte", "3-byte"]
 )

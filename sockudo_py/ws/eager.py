@@ -29,34 +29,31 @@ def run_eagerly(coro: Handling) -> asyncio.Task[None] | None:
             {"message": "frame handling failed", "exception": exc}
         )
         return None
-    return asyncio.get_running_loop().create_task(_carry_on(coro, waiting))
+    return asyncio.get_running_loop().create_task(_Continuation(coro, waiting))
 
 
-async def _carry_on(coro: Handling, waiting: Any) -> None:
-    await _Continuation(coro, waiting)
+class _Continuation(Coroutine[Any, Any, None]):
+    """The rest of ``coro``, already waiting on ``waiting``, as a coroutine for a task: its
+    first step hands the task what ``coro`` waits on; then every result or exception the
+    task sends or throws (a cancellation, even before that first step) goes into ``coro``."""
 
-
-class _Continuation:
-    """Awaitable that hands the task what ``coro`` was waiting on, then resumes ``coro``
-    with whatever the task sends or throws (a result, or a cancellation)."""
-
-    __slots__ = ("coro", "waiting")
+    __slots__ = ("coro", "started", "waiting")
 
     def __init__(self, coro: Handling, waiting: Any) -> None:
-        self.coro, self.waiting = coro, waiting
+        self.coro, self.waiting, self.started = coro, waiting, False
+
+    def send(self, value: Any) -> Any:
+        if not self.started:
+            self.started = True
+            return self.waiting
+        return self.coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self.started = True
+        return self.coro.throw(typ, val, tb)
+
+    def close(self) -> None:
+        self.coro.close()
 
     def __await__(self) -> Generator[Any, Any, None]:
-        coro, waiting = self.coro, self.waiting
-        while True:
-            try:
-                sent = yield waiting
-            except BaseException as exc:  # a cancellation: the coroutine decides
-                try:
-                    waiting = coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    waiting = coro.send(sent)
-                except StopIteration:
-                    return
+        raise TypeError("a continuation is run by its task, not awaited")

@@ -169,8 +169,9 @@ def text_frame(text: str) -> bytes:
 
 
 def close_frame(code: int, reason: str = "") -> bytes:
-    """A close frame with ``code`` and ``reason`` (cut to fit a control frame's 125 bytes)."""
-    payload = _U16.pack(code) + reason.encode()[:123]
+    """A close frame with ``code`` and ``reason`` (cut, at a character, to fit a control
+    frame's 125 bytes)."""
+    payload = _U16.pack(code) + reason.encode()[:123].decode(errors="ignore").encode()
     return encode_frame(OP_CLOSE, payload)
 
 
@@ -277,6 +278,8 @@ class FrameReader:
             raise WireError(PROTOCOL_ERROR, f"reserved opcode {opcode}")
         if (opcode == OP_CONT) != (self._fragments is not None):
             raise WireError(PROTOCOL_ERROR, "unexpected continuation frame state")
+        if rsv1 and opcode == OP_CONT:  # RFC 7692: only a message's first frame says so
+            raise WireError(PROTOCOL_ERROR, "compressed bit on a continuation frame")
         if self._inflate is not None:
             payload = self._inflate(opcode, bool(fin), bool(rsv1), payload)
         if opcode != OP_CONT:
