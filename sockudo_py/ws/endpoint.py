@@ -109,6 +109,7 @@ class PusherEndpoint:
             self.tap.connected(app.id, socket_id)
         await self.adapter.add_socket(app.id, conn)
         conn.send(frames.connection_established(socket_id, self.config.activity_timeout))
+        conn.flush()  # now, with the 101: the client waits for it to subscribe
 
     async def release(self, conn: Connection, handling: asyncio.Task[None] | None) -> None:
         """Forget ``conn``, whose socket is gone, once the frame it was handling (cancelled)

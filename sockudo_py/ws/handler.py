@@ -96,7 +96,9 @@ class PusherHandler:
 
     @staticmethod
     async def _guarded(conn: Connection, work: Handling) -> None:
-        """``work``, what it raises answered on the socket as ``handle`` does."""
+        """``work``, what it raises answered on the socket as ``handle`` does; the answer
+        is written at once (not at the end of the loop iteration: a connect and subscribe
+        takes a few round trips, and each would wait for one)."""
         try:
             await work
         except ProtocolError as exc:
@@ -104,6 +106,8 @@ class PusherHandler:
         except Exception:
             log.exception("error handling a frame of %s", conn.socket_id)
             conn.error(ErrorCode.INVALID_MESSAGE, "Internal server error")
+        finally:
+            conn.flush()
 
     # --- subscriptions -----------------------------------------------------------------
 

@@ -191,6 +191,8 @@ class PusherSocket(asyncio.Protocol):
             else:
                 self._peer_closed(payload)  # type: ignore[arg-type]
                 return
+        if self.conn is not None:
+            self.conn.flush()  # the answers to what was read (pongs, errors), at once
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
