@@ -134,6 +134,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--connections", default="5000,10000", help="storm: comma list, one run each"
     )
     args = parser.parse_args(argv)
+    positive = ("subscribers", "channels", "per_channel", "rooms", "members", "window", "rate")
+    if any(getattr(args, name) <= 0 for name in positive) or (args.events or 1) <= 0:
+        parser.error("scenario sizes must be positive")
     if args.spawn and args.pid:
         parser.error("--pid is for a server given by URL, not with --spawn")
     if args.batch < 1 or args.batch > 10 or args.inflight < 1 or args.client_procs < 1:
@@ -259,6 +262,7 @@ def run(args: argparse.Namespace, log_dir: Path) -> Iterator[dict[str, Any]]:
                 "version": server.version,
                 "pid": server.pid,
                 "round": round_number,
+                "load_avg_1m": os.getloadavg()[0],
                 **result,
             }
 
