@@ -4,6 +4,7 @@ stdout as results come, the table at the end."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -134,6 +135,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--connections", default="5000,10000", help="storm: comma list, one run each"
     )
     args = parser.parse_args(argv)
+    positive = ("subscribers", "channels", "per_channel", "rooms", "members", "window", "rate")
+    if any(getattr(args, name) <= 0 for name in positive) or (args.events or 1) <= 0:
+        parser.error("scenario sizes must be positive")
     if args.spawn and args.pid:
         parser.error("--pid is for a server given by URL, not with --spawn")
     if args.batch < 1 or args.batch > 10 or args.inflight < 1 or args.client_procs < 1:
@@ -141,8 +145,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def steps(args: argparse.Namespace) -> list[Step]:
-    """The scenario runs one round consists of, in order."""
+def steps(args: argparse.Namespace) -> list[tuple[str, Step]]:
+    """The scenario runs one round consists of, in order, with their names."""
     load = Load(
         client_procs=args.client_procs,
         concurrency=args.concurrency,
@@ -160,8 +164,8 @@ def steps(args: argparse.Namespace) -> list[Step]:
         return scenarios.fanout(server, load, subs, args.events or 500)
 
     def latency(server: Server, _: float | None) -> dict[str, Any]:
-        rated = Load(**{**load.__dict__, "batch": 1})
-        return scenarios.fanout(server, rated, subs, round(args.rate * seconds), args.rate)
+        single = dataclasses.replace(load, batch=1)
+        return scenarios.fanout(server, single, subs, round(args.rate * seconds), args.rate)
 
     def channels(server: Server, _: float | None) -> dict[str, Any]:
         return scenarios.channels(
@@ -171,17 +175,17 @@ def steps(args: argparse.Namespace) -> list[Step]:
     def presence(server: Server, _: float | None) -> dict[str, Any]:
         return scenarios.presence(server, load, args.rooms, args.members, seconds, args.window)
 
-    def storm(size: int) -> Step:
-        return lambda server, started: scenarios.storm(server, load, size, started)
+    def storm(size: int) -> tuple[str, Step]:
+        return "storm", lambda server, started: scenarios.storm(server, load, size, started)
 
     storms = [storm(int(n)) for n in args.connections.split(",")]
-    plans: dict[str, list[Step]] = {
-        "fanout": [fanout],
-        "channels": [channels],
-        "presence": [presence],
-        "latency": [latency],
+    plans: dict[str, list[tuple[str, Step]]] = {
+        "fanout": [("fanout", fanout)],
+        "channels": [("channels", channels)],
+        "presence": [("presence", presence)],
+        "latency": [("latency", latency)],
         "storm": storms,
-        "all": [fanout, *storms, latency, presence],
+        "all": [("fanout", fanout), *storms, ("latency", latency), ("presence", presence)],
     }
     return plans[args.scenario]
 
@@ -230,7 +234,7 @@ class Servers:
 def run(args: argparse.Namespace, log_dir: Path) -> Iterator[dict[str, Any]]:
     """Every result, in order: rounds x steps x server kinds."""
     servers = Servers(args, log_dir)
-    for round_number, step in itertools.product(range(1, args.rounds + 1), steps(args)):
+    for round_number, (name, step) in itertools.product(range(1, args.rounds + 1), steps(args)):
         for kind in servers.kinds():
             server = servers.get(kind)
             started = time.time() if kind else None
@@ -243,27 +247,27 @@ def run(args: argparse.Namespace, log_dir: Path) -> Iterator[dict[str, Any]]:
                 try:
                     result = step(server, started)
                 except (OSError, RuntimeError) as exc:
-                    result = {
-                        "scenario": "?",
-                        "params": {},
-                        "figures": {},
-                        "complete": False,
-                        "error": f"{type(exc).__name__}: {exc}",
-                    }
-                    print(
-                        f"pusher-bench: failed: {result['error']}\n{server.log_tail()}",
-                        file=sys.stderr,
-                    )
+                    result = failure(name, exc, server)
             yield {
                 "server": server.name,
                 "version": server.version,
                 "pid": server.pid,
                 "round": round_number,
+                "load_avg_1m": os.getloadavg()[0],
                 **result,
             }
 
 
+def failure(name: str, exc: Exception, server: Server) -> dict[str, Any]:
+    """The result of a run that broke off (told on stderr with the server log's tail)."""
+    error = f"{type(exc).__name__}: {exc}"
+    print(f"pusher-bench: {name} failed: {error}\n{server.log_tail()}", file=sys.stderr)
+    return {"scenario": name, "params": {}, "figures": {}, "complete": False, "error": error}
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run, print; exit 1 if any result is incomplete (failed connections, missing
+    deliveries, a run that broke off)."""
     args = parse_args(argv)
     raise_nofile()
     if args.pin_client is not None:
@@ -280,10 +284,14 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         raise SystemExit("interrupted; stopped the servers it started") from None
     finally:
-        if all(r["complete"] for r in results):
+        complete = all(r["complete"] for r in results)
+        if complete or not any(log_dir.iterdir()):
             shutil.rmtree(log_dir, ignore_errors=True)
         else:
             print(f"pusher-bench: server logs kept in {log_dir}", file=sys.stderr)
-    if results and not args.json_only:
+    measured = [r for r in results if r["params"]]
+    if measured and not args.json_only:
         print()
-        print(table([r for r in results if r["params"]]))
+        print(table(measured))
+    if not complete:
+        raise SystemExit(1)

@@ -33,12 +33,14 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("RSS per connection KB", "rss_per_connection_kb", "<= soketi's"),
         ("RSS before → after MB", "rss_before_mb/rss_after_mb", ""),
         ("failed connections", "failed", "0"),
+        ("client busy % (busiest process)", "connect_client_busy_pct_max", ""),
     ],
     "latency": [
         ("p50 / p95 ms", "p50_ms/p95_ms", ""),
         ("p99 ms", "p99_ms", "<= 15"),
         ("max ms", "max_ms", ""),
         ("server CPU µs per delivery", "server_cpu_us_per_delivery", ""),
+        ("client busy % (busiest process)", "client_busy_pct_max", ""),
     ],
 }
 

@@ -218,6 +218,9 @@ async def connect(pool: ClientPool, load: Load) -> Figures:
         "connect_s": round(seconds, 3),
         "connects_per_s": round(ok / seconds) if seconds > 0 else 0,
         "connect_client_cpu_s": round(sum(r["cpu_s"] for r in replies), 3),
+        "connect_client_busy_pct_max": max(
+            round(r["cpu_s"] / max(1e-6, r["finished"] - r["started"]) * 100) for r in replies
+        ),
         "errors": _merge(r["errors"] for r in replies),
     }
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -54,7 +54,6 @@ class Server:
     pid: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def tree(self) -> ProcTree | None:
         return None if self.pid is None else ProcTree(self.pid)

@@ -9,6 +9,7 @@ while), ``close``. Every phase has a deadline and reports what it got by then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -71,6 +72,8 @@ async def recv_message(link: Connection, timeout: float | None = None) -> Messag
 
 
 class Worker:
+    """The connections of one client process and the phases run on them."""
+
     def __init__(self, ctrl: Connection, spec: WorkerSpec) -> None:
         self.ctrl = ctrl
         self.spec = spec
@@ -92,7 +95,8 @@ class Worker:
                 for _, sock in self.connected:
                     sock.close()
                 await asyncio.sleep(0.1)  # let the close frames go out
-                self.ctrl.send(("closed", {}))
+                with contextlib.suppress(OSError):  # the parent may be gone
+                    self.ctrl.send(("closed", {}))
                 return
             self.ctrl.send(await handlers[name](**args))
 
