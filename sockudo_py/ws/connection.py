@@ -202,7 +202,7 @@ class Connection:
         self._sink = sink
         self._flusher = flusher
         self._encode = encode
-        self._pending: list[bytes] | None = None
+        self._pending: bytes | list[bytes] | None = None
         self._close_pending = False
         self._stuck = 0  # frames written since the transport last held nothing
         self._full = False
@@ -227,10 +227,15 @@ class Connection:
         return True
 
     def _queue(self, data: bytes) -> None:
+        # One frame waits as bytes, more as a list: bytes are not tracked by the cyclic
+        # GC, so a fan-out to thousands of sockets allocates nothing it must scan (and
+        # promote into the old generation, whose full collections stall the loop).
         pending = self._pending
         if pending is None:
-            self._pending = [data]
+            self._pending = data
             self._flusher.add(self)
+        elif isinstance(pending, bytes):
+            self._pending = [pending, data]
         else:
             pending.append(data)
 
@@ -248,7 +253,12 @@ class Connection:
             return
         self._pending = None
         sink = self._sink
-        held = sink.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if isinstance(pending, bytes):
+            frames = 1
+            held = sink.write(pending)
+        else:
+            frames = len(pending)
+            held = sink.write(b"".join(pending))
         if self._close_pending:
             self._close_pending = False
             sink.close_sent()
@@ -256,7 +266,7 @@ class Connection:
         if not held:
             self._stuck = 0
             return
-        self._stuck += len(pending)
+        self._stuck += frames
         over_bytes = self.max_bytes is not None and held > self.max_bytes
         if self._stuck > self.max_messages or over_bytes:
             if self.drop_when_full:
