@@ -353,7 +353,7 @@ class _Server(uvicorn.Server):
             self.servers.append(redirect)  # closed with the main listener at shutdown
         # What start-up built (modules, config, drivers) lives as long as the process: keep
         # it out of the cyclic GC's full collections, which otherwise traverse it all and
-        # stall every socket for tens of milliseconds (bench/README.md, "Latency").
+        # stall every socket for tens of milliseconds (bench/README.md, "Current figures").
         gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
